@@ -8,7 +8,8 @@ export default defineConfig({
     // Tests always run against sources, never a stale dist/.
     alias: [
       { find: /^@renew\/core$/, replacement: `${src("core")}/index.ts` },
-      { find: /^@renew\/core\/(.*)$/, replacement: `${src("core")}/$1.ts` }
+      { find: /^@renew\/core\/(.*)$/, replacement: `${src("core")}/$1.ts` },
+      { find: /^@renew\/auth-server-fixture$/, replacement: fileURLToPath(new URL("./packages/auth-server-fixture/src/index.ts", import.meta.url)) }
     ]
   },
   test: {

@@ -1,0 +1,431 @@
+/**
+ * The engine: hands out access tokens by grant key, refreshing them when due.
+ *
+ * - A fresh token is served from memory: no fiber, no store read, no allocation beyond the returned effect.
+ * - A due token is refreshed once per key, however many callers ask. The refresh runs in its own fiber: every caller
+ *   waits on it and gets its outcome (the new grant or the same typed error), and a caller that is interrupted
+ *   detaches only itself.
+ * - Under the grant's lock the store is read again, so a refresh another fiber or process already made is reused.
+ * - The rotated grant is written (compare-and-set) before any caller sees the new access token.
+ * - A transient failure while the current access token is still valid serves that token and tries again shortly.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
+import type * as Scope from "effect/Scope"
+import * as Errors from "./RefreshError.js"
+import * as RetryPolicy from "./RetryPolicy.js"
+import * as Telemetry from "./Telemetry.js"
+import type { GrantInput } from "./Token.js"
+import { Grant, grantFromInput, grantFromResponse, isExpired, refreshAt } from "./Token.js"
+import { TokenEndpoint } from "./TokenEndpoint.js"
+import { TokenStore } from "./TokenStore.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RefresherOptions {
+  /** Refresh this long before expiry; never more than half the token's lifetime. Default 60 seconds. */
+  readonly skew?: Duration.DurationInput | undefined
+  /** Lifetime assumed for an access token whose response has no `expires_in`. Default 1 hour. */
+  readonly defaultLifetime?: Duration.DurationInput | undefined
+  /** The retry policy: options for the default one, or your own schedule (wrapped by `RetryPolicy.fromSchedule`). */
+  readonly retry?: RetryPolicy.RetryPolicyOptions | Schedule.Schedule<unknown, Errors.RefreshError> | undefined
+  /** Refreshes in flight at once across all keys, in this process. Default 16. */
+  readonly maxConcurrentRefreshes?: number | undefined
+  /**
+   * A forced refresh (`refresh`, or a 401 through `invalidate`) of a key refreshed this recently returns the current
+   * grant instead: a storm of 401s must not become a storm of refreshes. Default 10 seconds.
+   */
+  readonly forcedRefreshCooldown?: Duration.DurationInput | undefined
+  /**
+   * After a transient failure while the access token is still valid, serve it and try again after this long.
+   * Default 5 seconds.
+   */
+  readonly staleRetryInterval?: Duration.DurationInput | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Refresher extends Context.Tag("@renew/core/Refresher")<Refresher, {
+  /** A valid access token for the grant, refreshed first if due. */
+  readonly getAccessToken: (key: string) => Effect.Effect<Redacted.Redacted<string>, Errors.RefreshError>
+  /** The grant, refreshed first if due. */
+  readonly getGrant: (key: string) => Effect.Effect<Grant, Errors.RefreshError>
+  /** Refreshes now, whether due or not (subject to the forced-refresh cooldown). */
+  readonly refresh: (key: string) => Effect.Effect<Grant, Errors.RefreshError>
+  /**
+   * A resource server rejected `accessToken` (HTTP 401): refresh, unless the grant already holds another access
+   * token (someone refreshed meanwhile) or the cooldown applies.
+   */
+  readonly invalidate: (
+    key: string,
+    accessToken: Redacted.Redacted<string>
+  ) => Effect.Effect<Grant, Errors.RefreshError>
+  /** Stores a grant obtained elsewhere (e.g. the authorization-code exchange), replacing any previous one. */
+  readonly setGrant: (key: string, input: GrantInput) => Effect.Effect<Grant, Errors.StoreError | Errors.StaleWrite>
+  readonly removeGrant: (key: string) => Effect.Effect<void, Errors.StoreError>
+  /** The cached access token if it is fresh, synchronously; `undefined` otherwise. For facades with their own runtime. */
+  readonly unsafeCachedAccessToken: (key: string) => Redacted.Redacted<string> | undefined
+}>() {}
+
+type Trigger =
+  | { readonly _tag: "due" }
+  | { readonly _tag: "forced" }
+  | { readonly _tag: "rejected"; readonly accessToken: string }
+
+interface CacheEntry {
+  readonly grant: Grant
+  /** When this entry stops being served from memory. */
+  readonly until: number
+}
+
+/** What a flight ended as, for its span, metric and log. */
+interface Outcome {
+  value: string
+  readonly attempts: { count: number }
+}
+
+interface Flight {
+  readonly deferred: Deferred.Deferred<Grant, Errors.RefreshError>
+  waiters: number
+}
+
+const invalidGrantOf = (grant: Grant): Errors.InvalidGrant =>
+  new Errors.InvalidGrant(
+    grant.reauthRequired === undefined || grant.reauthRequired === "invalid_grant"
+      ? {}
+      : { reason: grant.reauthRequired }
+  )
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: RefresherOptions = {}
+): Effect.Effect<Refresher["Type"], never, TokenStore | TokenEndpoint | Scope.Scope> =>
+  Effect.gen(function*() {
+    const store = yield* TokenStore
+    const endpoint = yield* TokenEndpoint
+    const scope = yield* Effect.scope
+    const clock = yield* Effect.clock
+    const skew = options.skew ?? Duration.seconds(60)
+    const defaultLifetime = options.defaultLifetime ?? Duration.hours(1)
+    const cooldownMillis = Duration.toMillis(options.forcedRefreshCooldown ?? Duration.seconds(10))
+    const staleRetryMillis = Duration.toMillis(options.staleRetryInterval ?? Duration.seconds(5))
+    const limiter = yield* Effect.makeSemaphore(options.maxConcurrentRefreshes ?? 16)
+    const policy = Schedule.isSchedule(options.retry) ? undefined : RetryPolicy.make(options.retry)
+    const customSchedule = Schedule.isSchedule(options.retry)
+      ? RetryPolicy.fromSchedule(options.retry as Schedule.Schedule<unknown, Errors.RefreshError>)
+      : undefined
+    const serverAddress = new URL(endpoint.url).hostname
+
+    const cache = new Map<string, CacheEntry>()
+    const flights = new Map<string, Flight>()
+    const lastForcedAt = new Map<string, number>()
+
+    const remember = (key: string, grant: Grant, until = refreshAt(grant, skew)) => {
+      cache.set(key, { grant, until })
+    }
+
+    // The cached path: a Map lookup and a clock read.
+    const cached = (key: string): Grant | undefined => {
+      const entry = cache.get(key)
+      if (entry === undefined || clock.unsafeCurrentTimeMillis() >= entry.until) return undefined
+      Telemetry.cacheHits.unsafeUpdate(1, [])
+      return entry.grant
+    }
+
+    const load = (key: string): Effect.Effect<Grant, Errors.RefreshError> =>
+      Effect.flatMap(
+        store.get(key),
+        Option.match({
+          onNone: (): Effect.Effect<Grant, Errors.RefreshError> => Effect.fail(new Errors.GrantNotFound()),
+          onSome: (grant): Effect.Effect<Grant, Errors.RefreshError> =>
+            grant.reauthRequired !== undefined
+              ? Effect.fail(invalidGrantOf(grant))
+              : Effect.succeed(grant)
+        })
+      )
+
+    /** Whether the stored grant can be used as it is for this trigger. */
+    const usable = (key: string, grant: Grant, trigger: Trigger, now: number): boolean => {
+      switch (trigger._tag) {
+        case "due":
+          return now < refreshAt(grant, skew)
+        case "rejected":
+          if (Redacted.value(grant.accessToken) !== trigger.accessToken) return true
+          return now - (lastForcedAt.get(key) ?? -Infinity) < cooldownMillis
+        case "forced":
+          return now - (lastForcedAt.get(key) ?? -Infinity) < cooldownMillis
+      }
+    }
+
+    const retrySchedule = (): Schedule.Schedule<unknown, Errors.RefreshError> => {
+      if (policy !== undefined) {
+        return Schedule.tapOutput(policy, (decision) =>
+          decision._tag === "Retry"
+            ? Effect.zipRight(
+              Metric.increment(Telemetry.retries),
+              spanEvent(Telemetry.Events.retry, {
+                [Telemetry.Attributes.attempt]: decision.attempt,
+                [Telemetry.Attributes.errorType]: decision.errorTag,
+                [Telemetry.Attributes.retryDelayMillis]: decision.delayMillis,
+                ...(decision.retryAfterMillis !== undefined
+                  ? { [Telemetry.Attributes.retryAfterMillis]: decision.retryAfterMillis }
+                  : {})
+              })
+            )
+            : spanEvent(Telemetry.Events.giveUp, {
+              [Telemetry.Attributes.attempt]: decision.attempt,
+              [Telemetry.Attributes.errorType]: decision.errorTag,
+              "renew.retry.give_up_reason": decision.reason
+            }))
+      }
+      let attempt = 0
+      return Schedule.onDecision(customSchedule!, (error, decision) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          attempt++
+          return decision._tag === "Continue"
+            ? Effect.zipRight(
+              Metric.increment(Telemetry.retries),
+              spanEvent(Telemetry.Events.retry, {
+                [Telemetry.Attributes.attempt]: attempt,
+                [Telemetry.Attributes.errorType]: error._tag,
+                [Telemetry.Attributes.retryDelayMillis]: ScheduleIntervals.start(decision.intervals) - now
+              })
+            )
+            : spanEvent(Telemetry.Events.giveUp, {
+              [Telemetry.Attributes.attempt]: attempt,
+              [Telemetry.Attributes.errorType]: error._tag
+            })
+        }))
+    }
+
+    /** The token request with retries. Returns the response and how many attempts it took. */
+    const exchange = (refreshToken: Redacted.Redacted<string>, attempts: { count: number }) =>
+      Effect.suspend(() => endpoint.refresh({ refreshToken, attempt: ++attempts.count })).pipe(
+        Effect.retry(retrySchedule()),
+        limiter.withPermits(1)
+      )
+
+    const markReauthRequired = (key: string, grant: Grant, error: Errors.InvalidGrant) =>
+      store.compareAndSet(
+        key,
+        grant.version,
+        new Grant({ ...grant, reauthRequired: error.reason ?? "invalid_grant" })
+      ).pipe(
+        Effect.zipRight(Metric.increment(Telemetry.reauthRequired)),
+        // Losing this race means someone else already wrote a newer grant: nothing to mark.
+        Effect.catchAll(() => Effect.void),
+        Effect.ensuring(Effect.sync(() => cache.delete(key)))
+      )
+
+    /** Runs under the grant's lock with the freshly re-read grant. */
+    const refreshLocked = (key: string, current: Grant, trigger: Trigger, outcome: Outcome) =>
+      Effect.gen(function*() {
+        const refreshToken = current.refreshToken
+        if (refreshToken === undefined) return yield* new Errors.NoRefreshToken()
+        if (trigger._tag !== "due") lastForcedAt.set(key, clock.unsafeCurrentTimeMillis())
+        // Once the server has answered 2xx, the new grant must reach the store: no interruption from here on.
+        return yield* Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            const response = yield* restore(exchange(refreshToken, outcome.attempts))
+            const now = clock.unsafeCurrentTimeMillis()
+            const written = yield* store.compareAndSet(
+              key,
+              current.version,
+              grantFromResponse(response, current, { now, defaultLifetime })
+            )
+            remember(key, written)
+            outcome.value = "success"
+            return written
+          })
+        )
+      }).pipe(
+        Effect.catchAll((error): Effect.Effect<Grant, Errors.RefreshError> => {
+          if (error._tag === "InvalidGrant") {
+            return Effect.zipRight(markReauthRequired(key, current, error), Effect.fail(error))
+          }
+          const now = clock.unsafeCurrentTimeMillis()
+          if (trigger._tag === "due" && error.retryable && !isExpired(current, now)) {
+            // The token still works: serve it and try again shortly instead of failing the caller.
+            remember(key, current, Math.min(current.expiresAt, now + staleRetryMillis))
+            outcome.value = "served_stale"
+            return Effect.as(
+              Effect.zipRight(
+                spanEvent(Telemetry.Events.servedStale, { [Telemetry.Attributes.errorType]: error._tag }),
+                Effect.logWarning(`renew: refresh failed, serving the still-valid access token: ${error.message}`)
+              ),
+              current
+            )
+          }
+          return Effect.fail(error)
+        })
+      )
+
+    const withLockTraced = <A, E, R>(
+      key: string,
+      effect: Effect.Effect<A, E, R>
+    ): Effect.Effect<A, E | Errors.LockTimeout | Errors.StoreError, R> =>
+      Effect.gen(function*() {
+        const span = yield* Effect.makeSpan(Telemetry.SpanNames.lockWait)
+        const requestedAt = clock.unsafeCurrentTimeMillis()
+        let ended = false
+        const endWait = (exit: Exit.Exit<unknown, unknown>) =>
+          Effect.suspend(() => {
+            if (ended) return Effect.void
+            ended = true
+            span.end(clock.unsafeCurrentTimeNanos(), exit)
+            return Metric.update(Telemetry.lockWait, clock.unsafeCurrentTimeMillis() - requestedAt)
+          })
+        return yield* store.withLock(key, Effect.zipRight(endWait(Exit.void), effect)).pipe(
+          Effect.onExit((exit) => endWait(exit))
+        )
+      })
+
+    /** One refresh of one key, shared by every caller that asks while it runs. */
+    const runFlight = (key: string, trigger: Trigger, flight: Flight): Effect.Effect<Grant, Errors.RefreshError> => {
+      const outcome: Outcome = { value: "cached", attempts: { count: 0 } }
+      return Effect.gen(function*(): Effect.fn.Return<Grant, Errors.RefreshError> {
+        const before = yield* load(key)
+        if (usable(key, before, trigger, clock.unsafeCurrentTimeMillis())) {
+          remember(key, before)
+          return before
+        }
+        return yield* withLockTraced(
+          key,
+          Effect.gen(function*() {
+            // Someone may have refreshed while we waited for the lock: read again.
+            const current = yield* load(key)
+            if (usable(key, current, trigger, clock.unsafeCurrentTimeMillis())) {
+              remember(key, current)
+              return current
+            }
+            return yield* refreshLocked(key, current, trigger, outcome)
+          })
+        )
+      }).pipe(
+        Effect.tapError((error) => Effect.sync(() => void (outcome.value = error._tag))),
+        Effect.onExit((exit) =>
+          Effect.all([
+            Effect.annotateCurrentSpan({
+              [Telemetry.Attributes.outcome]: outcome.value,
+              [Telemetry.Attributes.attempts]: outcome.attempts.count,
+              [Telemetry.Attributes.waiters]: flight.waiters
+            }),
+            Metric.increment(Metric.tagged(Telemetry.refreshes, "outcome", outcome.value)),
+            Exit.isFailure(exit) && outcome.attempts.count > 0
+              ? Effect.logWarning(`renew: refresh failed after ${outcome.attempts.count} attempt(s)`).pipe(
+                Effect.annotateLogs({ outcome: outcome.value })
+              )
+              : outcome.value === "success"
+              ? Effect.logDebug(`renew: refreshed access token in ${outcome.attempts.count} attempt(s)`)
+              : Effect.void
+          ], { discard: true })
+        ),
+        Effect.withSpan(Telemetry.SpanNames.refresh, {
+          attributes: {
+            [Telemetry.Attributes.grantKeyHash]: Telemetry.hashKey(key),
+            [Telemetry.Attributes.clientId]: endpoint.clientId,
+            [Telemetry.Attributes.serverAddress]: serverAddress,
+            [Telemetry.Attributes.trigger]: trigger._tag
+          }
+        }),
+        Effect.annotateLogs({ [Telemetry.Attributes.grantKeyHash]: Telemetry.hashKey(key) }),
+        Effect.onExit((exit) =>
+          Effect.suspend(() => {
+            // Leave the map first, so a caller arriving after completion hits the cache or starts anew.
+            flights.delete(key)
+            return Deferred.done(flight.deferred, exit)
+          })
+        )
+      )
+    }
+
+    /** Joins the key's flight, or starts it in the engine's scope so no single caller owns it. */
+    const joinFlight = (key: string, trigger: Trigger): Effect.Effect<Grant, Errors.RefreshError> =>
+      Effect.flatMap(
+        Effect.uninterruptible(Effect.suspend(() => {
+          const existing = flights.get(key)
+          if (existing !== undefined) {
+            existing.waiters++
+            return Effect.succeed(existing)
+          }
+          const flight: Flight = { deferred: Deferred.unsafeMake(FiberId.none), waiters: 1 }
+          flights.set(key, flight)
+          return Effect.as(Effect.forkIn(runFlight(key, trigger, flight), scope), flight)
+        })),
+        (flight) => Deferred.await(flight.deferred)
+      )
+
+    const due: Trigger = { _tag: "due" }
+    const forced: Trigger = { _tag: "forced" }
+
+    const getGrant = (key: string): Effect.Effect<Grant, Errors.RefreshError> =>
+      Effect.suspend(() => {
+        const grant = cached(key)
+        return grant !== undefined ? Effect.succeed(grant) : joinFlight(key, due)
+      })
+
+    const getAccessToken = (key: string): Effect.Effect<Redacted.Redacted<string>, Errors.RefreshError> =>
+      Effect.suspend(() => {
+        const grant = cached(key)
+        return grant !== undefined
+          ? Effect.succeed(grant.accessToken)
+          : Effect.map(joinFlight(key, due), (grant) => grant.accessToken)
+      })
+
+    const setGrant = (key: string, input: GrantInput) =>
+      Effect.gen(function*() {
+        const current = yield* store.get(key)
+        const version = Option.match(current, { onNone: () => undefined, onSome: (grant) => grant.version })
+        const grant = grantFromInput(input, { now: clock.unsafeCurrentTimeMillis(), defaultLifetime, version: 0 })
+        const written = yield* store.compareAndSet(key, version, grant)
+        remember(key, written)
+        lastForcedAt.delete(key)
+        return written
+      }).pipe(Effect.retry({ times: 3, while: (error) => error._tag === "StaleWrite" }))
+
+    return Refresher.of({
+      getAccessToken,
+      getGrant,
+      refresh: (key) => joinFlight(key, forced),
+      invalidate: (key, accessToken) => joinFlight(key, { _tag: "rejected", accessToken: Redacted.value(accessToken) }),
+      setGrant,
+      removeGrant: (key) => Effect.zipRight(store.delete(key), Effect.sync(() => void cache.delete(key))),
+      unsafeCachedAccessToken: (key) => cached(key)?.accessToken
+    })
+  })
+
+const spanEvent = (name: string, attributes: Record<string, unknown>) =>
+  Effect.flatMap(
+    Effect.option(Effect.currentSpan),
+    Option.match({
+      onNone: () => Effect.void,
+      onSome: (span) => Effect.map(Clock.currentTimeNanos, (now) => span.event(name, now, attributes))
+    })
+  )
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: RefresherOptions = {}): Layer.Layer<Refresher, never, TokenStore | TokenEndpoint> =>
+  Layer.scoped(Refresher, make(options))

@@ -1,0 +1,135 @@
+/**
+ * The observability contract: span names, attribute keys and metrics. Backend-agnostic: they reach OpenTelemetry only
+ * when the application provides a tracer and a metrics exporter (see `@renew/opentelemetry`).
+ *
+ * Labels are bounded values only (outcome, error tag, client id). Never a grant key, a user id or a secret.
+ *
+ * @since 0.1.0
+ */
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+
+/**
+ * @since 0.1.0
+ * @category span names
+ */
+export const SpanNames = {
+  /** One per refresh, shared by every caller waiting on it. */
+  refresh: "renew.refresh",
+  /** One per HTTP attempt, child of `renew.refresh`. */
+  attempt: "renew.refresh.attempt",
+  /** Waiting for the grant's (possibly cross-process) refresh lock. */
+  lockWait: "renew.lock.wait"
+} as const
+
+/**
+ * @since 0.1.0
+ * @category attributes
+ */
+export const Attributes = {
+  /** A hash of the grant key: keys are often user ids, which must not land in traces. */
+  grantKeyHash: "renew.grant.key_hash",
+  clientId: "oauth.client_id",
+  serverAddress: "server.address",
+  /** `success`, `cached` (another writer had refreshed), `served_stale`, or the error `_tag`. */
+  outcome: "renew.outcome",
+  /** `due`, `forced`, or `rejected` (a resource server answered 401). */
+  trigger: "renew.trigger",
+  attempts: "renew.attempts",
+  waiters: "renew.single_flight.waiters",
+  attempt: "renew.attempt",
+  httpStatus: "http.response.status_code",
+  oauthError: "oauth.error",
+  errorType: "error.type",
+  retryDelayMillis: "renew.retry.delay_ms",
+  retryAfterMillis: "renew.retry.retry_after_ms"
+} as const
+
+/**
+ * @since 0.1.0
+ * @category span events
+ */
+export const Events = {
+  /** A retry was scheduled after a failed attempt. */
+  retry: "renew.retry",
+  /** No further attempt: the error is terminal, or the attempt or time budget is spent. */
+  giveUp: "renew.retry.give_up",
+  /** A due refresh failed transiently while the current access token was still valid: served it. */
+  servedStale: "renew.served_stale"
+} as const
+
+/**
+ * Refreshes by outcome (`success`, `cached`, `served_stale`, or the error `_tag`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const refreshes = Metric.counter("renew_refresh_total", {
+  description: "Token refreshes by outcome",
+  incremental: true
+})
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const attemptDuration = Metric.histogram(
+  "renew_refresh_attempt_duration_ms",
+  MetricBoundaries.fromIterable([5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]),
+  "Duration of one token endpoint attempt, milliseconds"
+)
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const retries = Metric.counter("renew_refresh_retries_total", {
+  description: "Retries scheduled after a failed attempt",
+  incremental: true
+})
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const lockWait = Metric.histogram(
+  "renew_lock_wait_ms",
+  MetricBoundaries.fromIterable([1, 5, 10, 50, 100, 500, 1000, 5000, 30000]),
+  "Time spent waiting for a grant's refresh lock, milliseconds"
+)
+
+/**
+ * Access tokens served from memory without any I/O.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const cacheHits = Metric.counter("renew_token_cache_hits_total", {
+  description: "Access tokens served from the in-memory cache",
+  incremental: true
+})
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const reauthRequired = Metric.counter("renew_grants_reauth_required_total", {
+  description: "Grants marked as needing a new authorization",
+  incremental: true
+})
+
+/**
+ * A short, stable label for a grant key: FNV-1a 64-bit over UTF-16 code units, in hex. Enough to correlate the spans
+ * of one grant without putting a user id in a trace. Computed on the refresh path only, never on the cached path.
+ *
+ * @since 0.1.0
+ * @category attributes
+ */
+export const hashKey = (key: string): string => {
+  let hash = 0xcbf29ce484222325n
+  for (let i = 0; i < key.length; i++) {
+    hash ^= BigInt(key.charCodeAt(i))
+    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn
+  }
+  return hash.toString(16).padStart(16, "0")
+}

@@ -1,0 +1,180 @@
+/**
+ * Token and grant models: the RFC 6749 §5.1 token response as it arrives on the wire, the stored grant, and the
+ * expiry arithmetic that decides when a grant is due for refresh.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+
+/**
+ * An access or refresh token. Always `Redacted`: it prints as `<redacted>` in logs, errors and `util.inspect`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Secret = Schema.Redacted(Schema.NonEmptyString)
+
+/**
+ * A non-negative lifetime in seconds. Some servers send it as a numeric string; both are accepted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ExpiresIn = Schema.Union(Schema.Number, Schema.NumberFromString).pipe(
+  Schema.filter((n) => Number.isFinite(n) && n >= 0, { message: () => "expected a non-negative number of seconds" })
+)
+
+/**
+ * The successful token response of RFC 6749 §5.1, as decoded from the wire. Token values are decoded straight into
+ * `Redacted`, so no later step can print them by accident.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class TokenResponse extends Schema.Class<TokenResponse>("@renew/core/TokenResponse")({
+  access_token: Secret,
+  token_type: Schema.String,
+  expires_in: Schema.optional(ExpiresIn),
+  refresh_token: Schema.optional(Secret),
+  scope: Schema.optional(Schema.String)
+}) {}
+
+/**
+ * Why a grant can no longer be refreshed without the user authorizing again.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ReauthReason = Schema.Literal("invalid_grant", "expired", "revoked", "unknown", "rotation_lost")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ReauthReason = typeof ReauthReason.Type
+
+/**
+ * A stored grant: what the engine needs to hand out an access token and to refresh it.
+ *
+ * `version` is owned by the store: every successful write bumps it, and writes are compare-and-set on it, so a stale
+ * writer can never overwrite a newer refresh token.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Grant extends Schema.Class<Grant>("@renew/core/Grant")({
+  accessToken: Secret,
+  refreshToken: Schema.optional(Secret),
+  tokenType: Schema.String,
+  /** When the access token was obtained (epoch millis, read from `Clock`). */
+  issuedAt: Schema.Number,
+  /** When the access token stops being valid (epoch millis). */
+  expiresAt: Schema.Number,
+  scope: Schema.optional(Schema.String),
+  version: Schema.Int.pipe(Schema.nonNegative()),
+  /** Set when the grant is dead and only a new authorization can revive it. */
+  reauthRequired: Schema.optional(ReauthReason)
+}) {}
+
+/**
+ * What a caller hands to the engine to seed a grant (for example right after the authorization-code exchange).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GrantInput {
+  readonly accessToken: string | Redacted.Redacted<string>
+  readonly refreshToken?: string | Redacted.Redacted<string> | undefined
+  /** Absolute expiry, epoch millis. Takes precedence over `expiresIn`. */
+  readonly expiresAt?: number | undefined
+  /** Lifetime in seconds from now. */
+  readonly expiresIn?: number | undefined
+  readonly scope?: string | undefined
+  readonly tokenType?: string | undefined
+}
+
+const asSecret = (value: string | Redacted.Redacted<string>): Redacted.Redacted<string> =>
+  Redacted.isRedacted(value) ? value : Redacted.make(value)
+
+/**
+ * Builds a grant from caller input. A grant without a known expiry gets `defaultLifetime`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const grantFromInput = (
+  input: GrantInput,
+  options: { readonly now: number; readonly defaultLifetime: Duration.DurationInput; readonly version: number }
+): Grant => {
+  const expiresAt = input.expiresAt ??
+    options.now + (input.expiresIn !== undefined ? input.expiresIn * 1000 : Duration.toMillis(options.defaultLifetime))
+  return new Grant({
+    accessToken: asSecret(input.accessToken),
+    ...(input.refreshToken !== undefined ? { refreshToken: asSecret(input.refreshToken) } : {}),
+    tokenType: input.tokenType ?? "Bearer",
+    issuedAt: options.now,
+    expiresAt,
+    ...(input.scope !== undefined ? { scope: input.scope } : {}),
+    version: options.version
+  })
+}
+
+/**
+ * Folds a successful refresh response into the previous grant.
+ *
+ * - A response without `refresh_token` keeps the previous one (RFC 6749 §6 lets servers omit it; Google does).
+ * - A response without `scope` keeps the previous scope (RFC 6749 §5.1: omitted when identical).
+ * - A response without `expires_in` gets `defaultLifetime`.
+ *
+ * The returned grant carries the previous `version`; the store bumps it on write.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const grantFromResponse = (
+  response: TokenResponse,
+  previous: Grant,
+  options: { readonly now: number; readonly defaultLifetime: Duration.DurationInput }
+): Grant => {
+  const lifetimeMillis = response.expires_in !== undefined
+    ? response.expires_in * 1000
+    : Duration.toMillis(options.defaultLifetime)
+  const refreshToken = response.refresh_token ?? previous.refreshToken
+  const scope = response.scope ?? previous.scope
+  return new Grant({
+    accessToken: response.access_token,
+    ...(refreshToken !== undefined ? { refreshToken } : {}),
+    tokenType: response.token_type,
+    issuedAt: options.now,
+    expiresAt: options.now + lifetimeMillis,
+    ...(scope !== undefined ? { scope } : {}),
+    version: previous.version
+  })
+}
+
+/**
+ * When the grant becomes due for a proactive refresh: `expiresAt - skew`, where the skew is never more than half of
+ * the token's lifetime, so a 30-second token is not refreshed on every call (Spring #14943).
+ *
+ * @since 0.1.0
+ * @category expiry
+ */
+export const refreshAt = (grant: Grant, skew: Duration.DurationInput): number => {
+  const lifetime = Math.max(0, grant.expiresAt - grant.issuedAt)
+  return grant.expiresAt - Math.min(Duration.toMillis(skew), lifetime / 2)
+}
+
+/**
+ * @since 0.1.0
+ * @category expiry
+ */
+export const isDue = (grant: Grant, now: number, skew: Duration.DurationInput): boolean =>
+  now >= refreshAt(grant, skew)
+
+/**
+ * @since 0.1.0
+ * @category expiry
+ */
+export const isExpired = (grant: Grant, now: number): boolean => now >= grant.expiresAt

@@ -1,0 +1,258 @@
+/**
+ * The RFC 6749 §6 refresh request over `@effect/platform`'s HttpClient (Fetch, Node or Undici: whichever layer the
+ * application provides). One call is one HTTP attempt, classified into a token response or one tagged error; retries
+ * are the Refresher's job.
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Redacted from "effect/Redacted"
+import { classifyAnswer, describeTransportFailure } from "./internal/classify.js"
+import * as Errors from "./RefreshError.js"
+import * as Telemetry from "./Telemetry.js"
+import type { TokenResponse } from "./Token.js"
+
+/**
+ * How the client authenticates at the token endpoint (RFC 6749 §2.3.1; OpenID Connect Core §9).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AuthMethod = "client_secret_basic" | "client_secret_post" | "none"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenEndpointOptions {
+  /** The token endpoint. Must be https, except on a loopback host (127.0.0.0/8, ::1, localhost). */
+  readonly url: string
+  readonly clientId: string
+  readonly clientSecret?: Redacted.Redacted<string> | undefined
+  /** Default: `client_secret_basic` when a secret is given, `none` otherwise. */
+  readonly authMethod?: AuthMethod | undefined
+  /** Scope to request on every refresh. Default: none, which keeps the granted scope (RFC 6749 §6). */
+  readonly scope?: string | undefined
+  /** Extra form parameters sent with every refresh (e.g. `resource`, `audience`). */
+  readonly extraParams?: Readonly<Record<string, string>> | undefined
+  /** Budget of one HTTP attempt, from sending to the last body byte. Default 10 seconds. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Accepted `token_type` values (compared case-insensitively). Default `["Bearer"]`. */
+  readonly acceptedTokenTypes?: ReadonlyArray<string> | undefined
+  /**
+   * Send W3C trace context (`traceparent`) to the token endpoint. Off by default: the authorization server is
+   * usually a third party.
+   */
+  readonly propagateTraceContext?: boolean | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RefreshRequest {
+  readonly refreshToken: Redacted.Redacted<string>
+  /** Overrides the endpoint's configured scope for this request. */
+  readonly scope?: string | undefined
+  /** Attempt number within one refresh (1-based), for the attempt span. */
+  readonly attempt?: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class TokenEndpoint extends Context.Tag("@renew/core/TokenEndpoint")<TokenEndpoint, {
+  readonly url: string
+  /** Host (and port) of the token endpoint, for messages and spans. */
+  readonly host: string
+  readonly clientId: string
+  readonly authMethod: AuthMethod
+  /** One refresh attempt: one HTTP request, classified. */
+  readonly refresh: (request: RefreshRequest) => Effect.Effect<TokenResponse, Errors.RefreshError>
+}>() {}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i
+
+/**
+ * Validates the endpoint configuration. Refuses a malformed URL, a non-https URL on a non-loopback host, a URL with
+ * credentials, and an auth method that needs a secret without one.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const validateOptions = (options: TokenEndpointOptions): Either.Either<URL, Errors.ConfigurationError> => {
+  let url: URL
+  try {
+    url = new URL(options.url)
+  } catch {
+    return Either.left(
+      new Errors.ConfigurationError({ option: "url", detail: `${JSON.stringify(options.url)} is not a valid URL` })
+    )
+  }
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && LOOPBACK.test(url.hostname))) {
+    return Either.left(
+      new Errors.ConfigurationError({
+        option: "url",
+        detail:
+          `the token endpoint must use https (got ${url.protocol}//${url.host}); plain http is only allowed on loopback hosts`
+      })
+    )
+  }
+  if (url.username !== "" || url.password !== "") {
+    return Either.left(
+      new Errors.ConfigurationError({
+        option: "url",
+        detail: "the token endpoint URL must not embed credentials; pass clientId and clientSecret instead"
+      })
+    )
+  }
+  if (options.clientId === "") {
+    return Either.left(new Errors.ConfigurationError({ option: "clientId", detail: "must not be empty" }))
+  }
+  const method = options.authMethod ?? (options.clientSecret !== undefined ? "client_secret_basic" : "none")
+  if (method !== "none" && options.clientSecret === undefined) {
+    return Either.left(
+      new Errors.ConfigurationError({ option: "clientSecret", detail: `auth method ${method} needs a client secret` })
+    )
+  }
+  if (options.timeout !== undefined && Duration.toMillis(options.timeout) <= 0) {
+    return Either.left(new Errors.ConfigurationError({ option: "timeout", detail: "must be positive" }))
+  }
+  return Either.right(url)
+}
+
+// RFC 6749 §2.3.1: id and secret are form-encoded before they are joined and base64-encoded.
+const formEncode = (value: string): string => new URLSearchParams({ v: value }).toString().slice(2)
+
+const basicCredentials = (clientId: string, secret: Redacted.Redacted<string>): Redacted.Redacted<string> =>
+  Redacted.make(
+    `Basic ${btoa(`${formEncode(clientId)}:${formEncode(Redacted.value(secret))}`)}`
+  )
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: TokenEndpointOptions
+): Effect.Effect<TokenEndpoint["Type"], Errors.ConfigurationError, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const url = yield* validateOptions(options)
+    const baseClient = yield* HttpClient.HttpClient
+    const client = options.propagateTraceContext === true
+      ? baseClient
+      : HttpClient.withTracerPropagation(baseClient, false)
+    const authMethod: AuthMethod = options.authMethod ??
+      (options.clientSecret !== undefined ? "client_secret_basic" : "none")
+    const timeoutMillis = Duration.toMillis(options.timeout ?? Duration.seconds(10))
+    const acceptedTokenTypes = (options.acceptedTokenTypes ?? ["Bearer"]).map((t) => t.toLowerCase())
+    const host = url.host
+    const authorization = authMethod === "client_secret_basic"
+      ? basicCredentials(options.clientId, options.clientSecret!)
+      : undefined
+
+    const buildRequest = (request: RefreshRequest, scope: string | undefined) => {
+      const params: Record<string, string> = {
+        ...options.extraParams,
+        grant_type: "refresh_token",
+        refresh_token: Redacted.value(request.refreshToken)
+      }
+      if (scope !== undefined) params.scope = scope
+      if (authMethod === "client_secret_post") {
+        params.client_id = options.clientId
+        params.client_secret = Redacted.value(options.clientSecret!)
+      } else if (authMethod === "none") {
+        params.client_id = options.clientId
+      }
+      // A form body keeps the refresh token out of the URL, and so out of the HTTP client span.
+      let http = HttpClientRequest.post(url.href).pipe(
+        HttpClientRequest.acceptJson,
+        HttpClientRequest.bodyUrlParams(params)
+      )
+      if (authorization !== undefined) {
+        http = HttpClientRequest.setHeader(http, "authorization", Redacted.value(authorization))
+      }
+      return http
+    }
+
+    const refresh = (request: RefreshRequest): Effect.Effect<TokenResponse, Errors.RefreshError> => {
+      const scope = request.scope ?? options.scope
+      const secrets = [Redacted.value(request.refreshToken)]
+      if (options.clientSecret !== undefined) secrets.push(Redacted.value(options.clientSecret))
+      return Effect.gen(function*() {
+        const answer = yield* client.execute(buildRequest(request, scope)).pipe(
+          Effect.flatMap((response) =>
+            Effect.map(response.text, (body) => ({ status: response.status, headers: response.headers, body }))
+          ),
+          Effect.scoped,
+          Effect.timeoutFail({
+            duration: timeoutMillis,
+            onTimeout: () => new Errors.Timeout({ host, timeoutMillis })
+          }),
+          Effect.catchTags({
+            RequestError: (error) =>
+              Effect.fail(
+                error.reason === "Transport"
+                  ? new Errors.NetworkError({ host, detail: describeTransportFailure(error.cause) })
+                  : new Errors.NetworkError({ host, detail: `the request could not be built (${error.reason})` })
+              ),
+            // The status line arrived but the body did not: the connection broke mid-answer.
+            ResponseError: (error) =>
+              Effect.fail(
+                new Errors.NetworkError({
+                  host,
+                  detail: `the connection failed while reading the answer (${describeTransportFailure(error.cause)})`
+                })
+              )
+          })
+        )
+        yield* Effect.annotateCurrentSpan(Telemetry.Attributes.httpStatus, answer.status)
+        const now = yield* Clock.currentTimeMillis
+        const classified = classifyAnswer(answer, {
+          now,
+          secrets,
+          requestedScope: scope,
+          acceptedTokenTypes
+        })
+        return yield* classified
+      }).pipe(
+        Effect.tapError((error) =>
+          Effect.annotateCurrentSpan({
+            [Telemetry.Attributes.errorType]: error._tag,
+            ...("oauthError" in error && error.oauthError !== undefined
+              ? { [Telemetry.Attributes.oauthError]: error.oauthError }
+              : {})
+          })
+        ),
+        Metric.trackDuration(Telemetry.attemptDuration.pipe(Metric.mapInput(Duration.toMillis))),
+        Effect.withSpan(Telemetry.SpanNames.attempt, {
+          kind: "client",
+          attributes: {
+            [Telemetry.Attributes.attempt]: request.attempt ?? 1,
+            [Telemetry.Attributes.serverAddress]: url.hostname,
+            [Telemetry.Attributes.clientId]: options.clientId
+          }
+        })
+      )
+    }
+
+    return TokenEndpoint.of({ url: url.href, host, clientId: options.clientId, authMethod, refresh })
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: TokenEndpointOptions
+): Layer.Layer<TokenEndpoint, Errors.ConfigurationError, HttpClient.HttpClient> =>
+  Layer.effect(TokenEndpoint, make(options))

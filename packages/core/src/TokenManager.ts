@@ -1,0 +1,138 @@
+/**
+ * A Promise facade for Node code that is not Effect yet. Same engine, same guarantees: single-flight refresh, typed
+ * errors (a rejection IS the tagged error: `err._tag === "InvalidGrant"`), retries, telemetry. A fresh cached token
+ * is returned without entering the Effect runtime.
+ *
+ * @since 0.1.0
+ */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Redacted from "effect/Redacted"
+import type * as Schedule from "effect/Schedule"
+import type * as Errors from "./RefreshError.js"
+import * as Refresher from "./Refresher.js"
+import type * as RetryPolicy from "./RetryPolicy.js"
+import type { GrantInput } from "./Token.js"
+import * as TokenEndpoint from "./TokenEndpoint.js"
+import * as TokenStore from "./TokenStore.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenManagerOptions {
+  /** The token endpoint URL (https, or http on loopback). */
+  readonly tokenEndpoint: string
+  readonly clientId: string
+  readonly clientSecret?: string | Redacted.Redacted<string> | undefined
+  /** Default: `client_secret_basic` with a secret, `none` without. */
+  readonly authMethod?: TokenEndpoint.AuthMethod | undefined
+  readonly scope?: string | undefined
+  /** Extra form parameters for every refresh request. */
+  readonly extraParams?: Readonly<Record<string, string>> | undefined
+  /** Refresh this many seconds before expiry (never more than half the lifetime). Default 60. */
+  readonly skewSeconds?: number | undefined
+  /** Lifetime assumed when the server sends no `expires_in`, in seconds. Default 3600. */
+  readonly defaultLifetimeSeconds?: number | undefined
+  /** Per-attempt timeout in milliseconds. Default 10000. */
+  readonly timeoutMs?: number | undefined
+  readonly retry?: RetryPolicy.RetryPolicyOptions | Schedule.Schedule<unknown, Errors.RefreshError> | undefined
+  /** Where grants live. Default: in memory (lost on restart). */
+  readonly store?: Layer.Layer<TokenStore.TokenStore, unknown> | undefined
+  /** The HTTP client. Default: `fetch`. */
+  readonly httpClient?: Layer.Layer<HttpClient.HttpClient> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenManager {
+  /** Stores a grant obtained elsewhere (e.g. from the authorization-code exchange). */
+  readonly setGrant: (key: string, grant: GrantInput) => Promise<void>
+  /** A valid access token, refreshed first if due. Rejects with a tagged `RefreshError`. */
+  readonly getAccessToken: (key: string) => Promise<string>
+  /** Refreshes now (subject to the forced-refresh cooldown). */
+  readonly refresh: (key: string) => Promise<void>
+  readonly removeGrant: (key: string) => Promise<void>
+  /** Stops background work and releases the store. Pending refreshes are interrupted. */
+  readonly dispose: () => Promise<void>
+}
+
+/**
+ * Creates a manager. Throws `ConfigurationError` synchronously for a bad option (a malformed or non-https token
+ * endpoint, a missing secret for the chosen auth method).
+ *
+ * @example
+ * ```ts
+ * import { TokenManager } from "@renew/core"
+ *
+ * const tokens = TokenManager.createTokenManager({
+ *   tokenEndpoint: "https://auth.example.com/oauth/token",
+ *   clientId: "my-app",
+ *   clientSecret: process.env.CLIENT_SECRET
+ * })
+ * await tokens.setGrant("user-42", { accessToken, refreshToken, expiresIn: 3600 })
+ * const accessToken = await tokens.getAccessToken("user-42")
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const createTokenManager = (options: TokenManagerOptions): TokenManager => {
+  const endpointOptions: TokenEndpoint.TokenEndpointOptions = {
+    url: options.tokenEndpoint,
+    clientId: options.clientId,
+    clientSecret: options.clientSecret === undefined
+      ? undefined
+      : Redacted.isRedacted(options.clientSecret)
+      ? options.clientSecret
+      : Redacted.make(options.clientSecret),
+    authMethod: options.authMethod,
+    scope: options.scope,
+    extraParams: options.extraParams,
+    timeout: options.timeoutMs !== undefined ? Duration.millis(options.timeoutMs) : undefined
+  }
+  const valid = TokenEndpoint.validateOptions(endpointOptions)
+  if (Either.isLeft(valid)) throw valid.left
+
+  const layer = Refresher.layer({
+    skew: options.skewSeconds !== undefined ? Duration.seconds(options.skewSeconds) : undefined,
+    defaultLifetime: options.defaultLifetimeSeconds !== undefined
+      ? Duration.seconds(options.defaultLifetimeSeconds)
+      : undefined,
+    retry: options.retry
+  }).pipe(
+    Layer.provide(TokenEndpoint.layer(endpointOptions)),
+    Layer.provide(options.httpClient ?? FetchHttpClient.layer),
+    Layer.provide(options.store ?? TokenStore.layerMemory)
+  )
+  const runtime = ManagedRuntime.make(layer)
+  // Resolved on first use; afterwards the cached path never enters the runtime.
+  let engine: Refresher.Refresher["Type"] | undefined
+
+  const run = <A>(f: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, unknown>): Promise<A> =>
+    runtime.runPromiseExit(Effect.flatMap(Refresher.Refresher, (resolved) => {
+      engine = resolved
+      return f(resolved)
+    })).then((exit) => Exit.isSuccess(exit) ? exit.value : Promise.reject(Cause.squash(exit.cause)))
+
+  return {
+    setGrant: (key, grant) => run((engine) => Effect.asVoid(engine.setGrant(key, grant))),
+    getAccessToken: (key) => {
+      const hit = engine?.unsafeCachedAccessToken(key)
+      if (hit !== undefined) return Promise.resolve(Redacted.value(hit))
+      return run((engine) => Effect.map(engine.getAccessToken(key), Redacted.value))
+    },
+    refresh: (key) => run((engine) => Effect.asVoid(engine.refresh(key))),
+    removeGrant: (key) => run((engine) => engine.removeGrant(key)),
+    dispose: () => runtime.dispose()
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The storage port. Grants are read, written by compare-and-set on their version, deleted, and refreshed under a
+ * per-grant lock that a store may back with a cross-process lease (SQLite, Redis, PostgreSQL). An in-memory layer
+ * lives here.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type { LockTimeout, StoreError } from "./RefreshError.js"
+import { StaleWrite } from "./RefreshError.js"
+import { Grant } from "./Token.js"
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class TokenStore extends Context.Tag("@renew/core/TokenStore")<TokenStore, {
+  readonly get: (key: string) => Effect.Effect<Option.Option<Grant>, StoreError>
+  /**
+   * Writes `grant` if the stored version is `expectedVersion` (`undefined`: only if there is no grant). The written
+   * grant gets version `expectedVersion + 1` (1 for a new grant) and is returned. A mismatch fails with `StaleWrite`
+   * and writes nothing, so a stale writer can never overwrite a newer refresh token, and a grant deleted during a
+   * refresh is never resurrected.
+   */
+  readonly compareAndSet: (
+    key: string,
+    expectedVersion: number | undefined,
+    grant: Grant
+  ) => Effect.Effect<Grant, StaleWrite | StoreError>
+  readonly delete: (key: string) => Effect.Effect<void, StoreError>
+  /**
+   * Runs `effect` while holding the grant's refresh lock, so that one holder at a time refreshes it. Keys never wait
+   * on each other.
+   */
+  readonly withLock: <A, E, R>(
+    key: string,
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | LockTimeout | StoreError, R>
+}>() {}
+
+/**
+ * Returns `grant` with another version (stores use it to stamp what they wrote).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const withVersion = (grant: Grant, version: number): Grant => new Grant({ ...grant, version })
+
+/**
+ * A process-local store: grants in a Map, one lock per key. Nothing survives a restart; use it for tests and for
+ * processes that re-authorize on start.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.sync(() => {
+  const grants = new Map<string, Grant>()
+  const locks = new Map<string, { readonly semaphore: Effect.Semaphore; holders: number }>()
+
+  const withLock = <A, E, R>(key: string, effect: Effect.Effect<A, E, R>) =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => {
+        let lock = locks.get(key)
+        if (lock === undefined) {
+          lock = { semaphore: Effect.unsafeMakeSemaphore(1), holders: 0 }
+          locks.set(key, lock)
+        }
+        lock.holders++
+        return lock
+      }),
+      (lock) => lock.semaphore.withPermits(1)(effect),
+      // Forget the lock when nobody holds or waits for it, so the map does not grow with every key ever seen.
+      (lock) =>
+        Effect.sync(() => {
+          if (--lock.holders === 0) locks.delete(key)
+        })
+    )
+
+  return TokenStore.of({
+    get: (key) => Effect.sync(() => Option.fromNullable(grants.get(key))),
+    compareAndSet: (key, expectedVersion, grant) =>
+      Effect.suspend(() => {
+        const current = grants.get(key)
+        if (current?.version !== expectedVersion) {
+          return Effect.fail(
+            new StaleWrite({
+              ...(expectedVersion !== undefined ? { expectedVersion } : {}),
+              ...(current !== undefined ? { actualVersion: current.version } : {})
+            })
+          )
+        }
+        const written = withVersion(grant, (expectedVersion ?? 0) + 1)
+        grants.set(key, written)
+        return Effect.succeed(written)
+      }),
+    delete: (key) => Effect.sync(() => void grants.delete(key)),
+    withLock
+  })
+})
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<TokenStore> = Layer.effect(TokenStore, makeMemory)
