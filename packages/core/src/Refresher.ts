@@ -11,6 +11,7 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -322,24 +323,19 @@ export const make = (
           })
         )
       }).pipe(
-        Effect.tapError((error) => Effect.sync(() => void (outcome.value = error._tag))),
-        Effect.onExit((exit) =>
-          Effect.all([
+        Effect.onExit((exit) => {
+          if (Exit.isFailure(exit)) outcome.value = Exit.isInterrupted(exit) ? "interrupted" : failureTag(exit)
+          const attempts = outcome.attempts.count
+          return Effect.all([
             Effect.annotateCurrentSpan({
               [Telemetry.Attributes.outcome]: outcome.value,
-              [Telemetry.Attributes.attempts]: outcome.attempts.count,
+              [Telemetry.Attributes.attempts]: attempts,
               [Telemetry.Attributes.waiters]: flight.waiters
             }),
             Metric.increment(Metric.tagged(Telemetry.refreshes, "outcome", outcome.value)),
-            Exit.isFailure(exit) && outcome.attempts.count > 0
-              ? Effect.logWarning(`renew: refresh failed after ${outcome.attempts.count} attempt(s)`).pipe(
-                Effect.annotateLogs({ outcome: outcome.value })
-              )
-              : outcome.value === "success"
-              ? Effect.logDebug(`renew: refreshed access token in ${outcome.attempts.count} attempt(s)`)
-              : Effect.void
+            logOutcome(exit, outcome.value, attempts, trigger)
           ], { discard: true })
-        ),
+        }),
         Effect.withSpan(Telemetry.SpanNames.refresh, {
           attributes: {
             [Telemetry.Attributes.grantKeyHash]: Telemetry.hashKey(key),
@@ -370,7 +366,8 @@ export const make = (
           }
           const flight: Flight = { deferred: Deferred.unsafeMake(FiberId.none), waiters: 1 }
           flights.set(key, flight)
-          return Effect.as(Effect.forkIn(runFlight(key, trigger, flight), scope), flight)
+          // Registration and fork are atomic; the flight itself must stay interruptible (timeouts, shutdown).
+          return Effect.as(Effect.forkIn(Effect.interruptible(runFlight(key, trigger, flight)), scope), flight)
         })),
         (flight) => Deferred.await(flight.deferred)
       )
@@ -413,6 +410,36 @@ export const make = (
       unsafeCachedAccessToken: (key) => cached(key)?.accessToken
     })
   })
+
+const failureTag = (exit: Exit.Exit<unknown, Errors.RefreshError>): string =>
+  Exit.isFailure(exit)
+    ? Option.match(Cause.failureOption(exit.cause), { onNone: () => "Defect", onSome: (error) => error._tag })
+    : "success"
+
+// Messages of the error family never hold a secret, so they can be logged as they are.
+const logOutcome = (
+  exit: Exit.Exit<Grant, Errors.RefreshError>,
+  outcome: string,
+  attempts: number,
+  trigger: Trigger
+): Effect.Effect<void> => {
+  const annotations = { outcome, attempts, trigger: trigger._tag }
+  if (Exit.isSuccess(exit)) {
+    return outcome === "success"
+      ? Effect.annotateLogs(Effect.logInfo(`renew: refreshed access token (${trigger._tag})`), annotations)
+      : Effect.void
+  }
+  if (Exit.isInterrupted(exit)) return Effect.annotateLogs(Effect.logDebug("renew: refresh interrupted"), annotations)
+  return Option.match(Cause.failureOption(exit.cause), {
+    onNone: () => Effect.annotateLogs(Effect.logError("renew: refresh died", exit.cause), annotations),
+    // Without an attempt the failure was known before any request (a dead or missing grant): not worth a warning.
+    onSome: (error) =>
+      Effect.annotateLogs(
+        (attempts > 0 ? Effect.logWarning : Effect.logDebug)(`renew: refresh failed with ${error._tag}: ${error.message}`),
+        annotations
+      )
+  })
+}
 
 const spanEvent = (name: string, attributes: Record<string, unknown>) =>
   Effect.flatMap(

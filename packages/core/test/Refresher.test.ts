@@ -1,0 +1,333 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Refresher, RefreshError, Token, TokenStore } from "@renew/core"
+import { Clock, Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
+import { engine, scriptedEndpoint, seedExpired } from "./support/harness.js"
+
+const KEY = "user-42"
+
+/** A memory store that counts every call, to prove the cached path never touches it. */
+const countingStore = Effect.gen(function*() {
+  const inner = yield* TokenStore.makeMemory
+  const calls = { get: 0, compareAndSet: 0, withLock: 0 }
+  const store = TokenStore.TokenStore.of({
+    get: (key) => Effect.suspend(() => (calls.get++, inner.get(key))),
+    compareAndSet: (key, version, grant) =>
+      Effect.suspend(() => (calls.compareAndSet++, inner.compareAndSet(key, version, grant))),
+    delete: inner.delete,
+    withLock: (key, effect) => Effect.suspend(() => (calls.withLock++, inner.withLock(key, effect)))
+  })
+  return { store, calls }
+})
+
+describe("Refresher", () => {
+  it.scopedLive("serves a fresh token from memory without HTTP or store access", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      const { calls, store } = yield* countingStore
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* refresher.setGrant(KEY, { accessToken: "at_fresh", refreshToken: "rt_x", expiresIn: 3600 })
+        const before = { ...calls }
+        for (let i = 0; i < 1000; i++) {
+          const token = yield* refresher.getAccessToken(KEY)
+          assert.strictEqual(Redacted.value(token), "at_fresh")
+        }
+        assert.deepStrictEqual(calls, before)
+        assert.strictEqual(endpoint.requests.length, 0)
+      }).pipe(Effect.provide(engine(endpoint, { store: Layer.succeed(TokenStore.TokenStore, store) })))
+    }))
+
+  it.scopedLive("10,000 concurrent callers on an expired grant make exactly one request and share its token", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint({ latencyMs: 50, rotation: true })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired(endpoint, KEY)
+        const tokens = yield* Effect.all(
+          Array.from({ length: 10_000 }, () => Effect.either(refresher.getAccessToken(KEY))),
+          { concurrency: "unbounded" }
+        )
+        assert.strictEqual(endpoint.refreshRequests, 1)
+        const values = new Set(tokens.map((t) => (t._tag === "Right" ? Redacted.value(t.right) : t.left._tag)))
+        assert.deepStrictEqual([...values], [endpoint.lastIssued()!.accessToken])
+        // The rotated refresh token is the stored one, and it is live on the server.
+        const stored = Option.getOrThrow(yield* (yield* TokenStore.TokenStore).get(KEY))
+        assert.isTrue(endpoint.isActive(Redacted.value(stored.refreshToken!)))
+        assert.strictEqual(stored.version, 2)
+      }).pipe(Effect.provide(engine(endpoint)))
+    }), 30_000)
+
+  it.scopedLive("a failed refresh is shared by every waiter, and the dead grant is not retried", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      endpoint.script({
+        kind: "respond",
+        status: 400,
+        delayMs: 50,
+        body: { error: "invalid_grant", error_description: "grant request is invalid" }
+      })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired(endpoint, KEY)
+        const results = yield* Effect.all(
+          Array.from({ length: 500 }, () => Effect.flip(refresher.getAccessToken(KEY))),
+          { concurrency: "unbounded" }
+        )
+        assert.strictEqual(endpoint.refreshRequests, 1)
+        assert.isTrue(results.every((error) => error._tag === "InvalidGrant"))
+        assert.strictEqual(new Set(results).size, 1, "all waiters get the very same error")
+        // Marked as needing re-authorization: later callers fail fast, without a request.
+        const again = yield* Effect.flip(refresher.getAccessToken(KEY))
+        assert.strictEqual(again._tag, "InvalidGrant")
+        assert.strictEqual(endpoint.refreshRequests, 1)
+        const stored = Option.getOrThrow(yield* (yield* TokenStore.TokenStore).get(KEY))
+        assert.strictEqual(stored.reauthRequired, "invalid_grant")
+        // A new authorization revives it.
+        yield* refresher.setGrant(KEY, { accessToken: "at_new", refreshToken: endpoint.mintRefreshToken(), expiresIn: 0 })
+        const token = yield* refresher.getAccessToken(KEY)
+        assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
+      }).pipe(Effect.provide(engine(endpoint)))
+    }))
+
+  it.scopedLive("interrupting the first caller does not cancel the shared refresh", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint({ latencyMs: 200 })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired(endpoint, KEY)
+        const first = yield* Effect.fork(refresher.getAccessToken(KEY))
+        yield* Effect.sleep("20 millis")
+        const second = yield* Effect.fork(refresher.getAccessToken(KEY))
+        yield* Effect.sleep("20 millis")
+        yield* Fiber.interrupt(first)
+        const token = yield* Fiber.join(second)
+        assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
+        assert.strictEqual(endpoint.refreshRequests, 1)
+        const stored = Option.getOrThrow(yield* (yield* TokenStore.TokenStore).get(KEY))
+        assert.strictEqual(Redacted.value(stored.accessToken), endpoint.lastIssued()!.accessToken)
+      }).pipe(Effect.provide(engine(endpoint)))
+    }))
+
+  it.scopedLive("an interrupted lone caller still gets the rotated token persisted", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint({ latencyMs: 100 })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired(endpoint, KEY)
+        const caller = yield* Effect.fork(refresher.getAccessToken(KEY))
+        yield* Effect.sleep("30 millis")
+        yield* Fiber.interrupt(caller)
+        yield* Effect.sleep("200 millis")
+        const stored = Option.getOrThrow(yield* (yield* TokenStore.TokenStore).get(KEY))
+        assert.strictEqual(Redacted.value(stored.refreshToken!), endpoint.lastIssued()!.refreshToken)
+        assert.isTrue(endpoint.isActive(Redacted.value(stored.refreshToken!)))
+      }).pipe(Effect.provide(engine(endpoint)))
+    }))
+
+  it.scopedLive("forced refreshes within the cooldown reuse the last refresh", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* refresher.setGrant(KEY, {
+          accessToken: "at_a",
+          refreshToken: endpoint.mintRefreshToken(),
+          expiresIn: 3600
+        })
+        const a = yield* refresher.refresh(KEY)
+        const b = yield* refresher.refresh(KEY)
+        yield* Effect.all(Array.from({ length: 50 }, () => refresher.refresh(KEY)), { concurrency: "unbounded" })
+        assert.strictEqual(endpoint.refreshRequests, 1)
+        assert.strictEqual(a.version, b.version)
+        yield* Effect.sleep("350 millis")
+        const c = yield* refresher.refresh(KEY)
+        assert.strictEqual(endpoint.refreshRequests, 2)
+        assert.strictEqual(c.version, a.version + 1)
+      }).pipe(Effect.provide(engine(endpoint, { refresher: { forcedRefreshCooldown: "300 millis" } })))
+    }))
+
+  it.scopedLive("a response without refresh_token keeps the previous one (RFC 6749 §6)", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      endpoint.script({ kind: "issue", omitRefreshToken: true })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        const seeded = yield* seedExpired(endpoint, KEY)
+        yield* refresher.getAccessToken(KEY)
+        const stored = Option.getOrThrow(yield* (yield* TokenStore.TokenStore).get(KEY))
+        assert.strictEqual(Redacted.value(stored.refreshToken!), Redacted.value(seeded.refreshToken!))
+        assert.strictEqual(Redacted.value(stored.accessToken), endpoint.lastIssued()!.accessToken)
+        // ... and it still works for the next refresh.
+        yield* refresher.refresh(KEY)
+        assert.strictEqual(endpoint.refreshRequests, 2)
+      }).pipe(Effect.provide(engine(endpoint, { refresher: { forcedRefreshCooldown: 0 } })))
+    }))
+
+  it.scopedLive("a response without expires_in gets the configured default lifetime", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      endpoint.script({ kind: "issue", expiresIn: null })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired(endpoint, KEY)
+        const grant = yield* refresher.getGrant(KEY)
+        assert.strictEqual(grant.expiresAt - grant.issuedAt, 15 * 60 * 1000)
+        // Not due again right away: the next call is a cache hit.
+        yield* refresher.getAccessToken(KEY)
+        assert.strictEqual(endpoint.refreshRequests, 1)
+      }).pipe(Effect.provide(engine(endpoint, { refresher: { defaultLifetime: "15 minutes" } })))
+    }))
+
+  it.scopedLive("a transient failure while the token is still valid serves it and retries later", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      endpoint.script(
+        { kind: "respond", status: 503, body: "<html>down</html>" },
+        { kind: "respond", status: 503, body: "<html>down</html>" }
+      )
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        // Issued 100 s ago, valid for 40 more seconds: inside the 60 s skew, so due, but still usable.
+        const now = yield* Clock.currentTimeMillis
+        const store = yield* TokenStore.TokenStore
+        yield* store.compareAndSet(
+          KEY,
+          undefined,
+          Token.grantFromInput(
+            { accessToken: "at_old", refreshToken: endpoint.mintRefreshToken(), expiresAt: now + 40_000 },
+            { now: now - 100_000, defaultLifetime: "1 hour", version: 0 }
+          )
+        )
+        const token = yield* refresher.getAccessToken(KEY)
+        assert.strictEqual(Redacted.value(token), "at_old")
+        assert.strictEqual(endpoint.refreshRequests, 2)
+        // Within the stale retry interval: served from memory.
+        yield* refresher.getAccessToken(KEY)
+        assert.strictEqual(endpoint.refreshRequests, 2)
+        yield* Effect.sleep("250 millis")
+        const next = yield* refresher.getAccessToken(KEY)
+        assert.strictEqual(Redacted.value(next), endpoint.lastIssued()!.accessToken)
+        assert.strictEqual(endpoint.refreshRequests, 3)
+      }).pipe(Effect.provide(engine(endpoint, {
+        refresher: { staleRetryInterval: "200 millis", retry: { maxAttempts: 2, initialDelay: "10 millis" } }
+      })))
+    }))
+
+  it.scopedLive("an expired token is not served stale: the caller gets the typed error after the retries", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      endpoint.script(
+        { kind: "respond", status: 503, body: "" },
+        { kind: "respond", status: 503, body: "" },
+        { kind: "respond", status: 503, body: "" }
+      )
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired(endpoint, KEY)
+        const error = yield* Effect.flip(refresher.getAccessToken(KEY))
+        assert.strictEqual(error._tag, "ServerError")
+        assert.strictEqual(endpoint.refreshRequests, 3)
+        // The grant is intact: the next call refreshes successfully.
+        const token = yield* refresher.getAccessToken(KEY)
+        assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
+      }).pipe(Effect.provide(engine(endpoint, { refresher: { retry: { maxAttempts: 3, initialDelay: "5 millis" } } })))
+    }))
+
+  it.scopedLive("two engines sharing a store refresh once: the second re-reads under the lock", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint({ latencyMs: 100 })
+      const store = yield* TokenStore.makeMemory
+      const shared = Layer.succeed(TokenStore.TokenStore, store)
+      const a = yield* Layer.build(engine(endpoint, { store: shared }))
+      const b = yield* Layer.build(engine(endpoint, { store: shared }))
+      yield* seedExpired(endpoint, KEY).pipe(Effect.provide(a))
+      const tokens = yield* Effect.all([
+        Effect.flatMap(Refresher.Refresher, (r) => r.getAccessToken(KEY)).pipe(Effect.provide(a)),
+        Effect.flatMap(Refresher.Refresher, (r) => r.getAccessToken(KEY)).pipe(Effect.provide(b))
+      ], { concurrency: "unbounded" })
+      assert.strictEqual(endpoint.refreshRequests, 1)
+      assert.strictEqual(Redacted.value(tokens[0]), Redacted.value(tokens[1]))
+    }))
+
+  it.scopedLive("the global limit bounds refreshes in flight across keys", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint({ latencyMs: 100 })
+      yield* Effect.gen(function*() {
+        const keys = ["a", "b", "c", "d", "e", "f"]
+        for (const key of keys) yield* seedExpired(endpoint, key)
+        const refresher = yield* Refresher.Refresher
+        yield* Effect.all(keys.map((key) => refresher.getAccessToken(key)), { concurrency: "unbounded" })
+        assert.strictEqual(endpoint.refreshRequests, 6)
+        // With 2 permits and 100 ms per request, the 6 requests arrive in 3 waves.
+        const arrivals = endpoint.requests.map((r) => r.receivedAt).sort((x, y) => x - y)
+        assert.isAtLeast(arrivals[2]! - arrivals[0]!, 80)
+        assert.isAtLeast(arrivals[4]! - arrivals[0]!, 160)
+      }).pipe(Effect.provide(engine(endpoint, { refresher: { maxConcurrentRefreshes: 2 } })))
+    }))
+
+  it.scopedLive("keys never wait on each other's lock", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      endpoint.script({ kind: "hang" })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired(endpoint, "slow")
+        yield* seedExpired(endpoint, "fast")
+        const slow = yield* Effect.fork(refresher.getAccessToken("slow"))
+        yield* Effect.sleep("30 millis")
+        const token = yield* refresher.getAccessToken("fast").pipe(Effect.timeout("2 seconds"))
+        assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
+        yield* Fiber.interrupt(slow)
+      }).pipe(Effect.provide(engine(endpoint, { endpoint: { timeout: "5 seconds" } })))
+    }))
+
+  it.scopedLive("a failed write is reported and nobody sees the new token", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      const inner = yield* TokenStore.makeMemory
+      let failWrites = false
+      const store = TokenStore.TokenStore.of({
+        ...inner,
+        compareAndSet: (key, version, grant) =>
+          failWrites
+            ? Effect.fail(new RefreshError.StoreError({ operation: "compareAndSet", detail: "disk full" }))
+            : inner.compareAndSet(key, version, grant)
+      })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired(endpoint, KEY)
+        failWrites = true
+        const error = yield* Effect.flip(refresher.getAccessToken(KEY))
+        assert.strictEqual(error._tag, "StoreError")
+        assert.strictEqual(endpoint.refreshRequests, 1)
+        assert.isUndefined(refresher.unsafeCachedAccessToken(KEY))
+      }).pipe(Effect.provide(engine(endpoint, { store: Layer.succeed(TokenStore.TokenStore, store) })))
+    }))
+
+  it.scopedLive("typed errors for a missing grant and a grant without refresh token", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        const missing = yield* Effect.flip(refresher.getAccessToken("nobody"))
+        assert.strictEqual(missing._tag, "GrantNotFound")
+        yield* refresher.setGrant(KEY, { accessToken: "at_only", expiresIn: 0 })
+        const none = yield* Effect.flip(refresher.getAccessToken(KEY))
+        assert.strictEqual(none._tag, "NoRefreshToken")
+        assert.match(none.message, /authorize/i)
+        assert.strictEqual(endpoint.requests.length, 0)
+      }).pipe(Effect.provide(engine(endpoint)))
+    }))
+
+  it.scopedLive("the layer's scope closing interrupts an in-flight refresh", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      endpoint.script({ kind: "hang" })
+      const exit = yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired(endpoint, KEY)
+        return yield* refresher.getAccessToken(KEY).pipe(Effect.timeout("100 millis"), Effect.exit)
+      }).pipe(Effect.provide(engine(endpoint, { endpoint: { timeout: "10 seconds" } })), Effect.timeout("3 seconds"))
+      assert.isTrue(Exit.isFailure(exit))
+    }))
+})
