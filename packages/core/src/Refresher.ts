@@ -26,6 +26,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import type * as Scope from "effect/Scope"
+import { FailureRateMonitor } from "./FailureRateMonitor.js"
 import * as Errors from "./RefreshError.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 import * as Telemetry from "./Telemetry.js"
@@ -99,6 +100,8 @@ interface CacheEntry {
 /** What a flight ended as, for its span, metric and log. */
 interface Outcome {
   value: string
+  /** The error behind a failure or a stale serve. */
+  failureTag?: string
   readonly attempts: { count: number }
 }
 
@@ -124,6 +127,7 @@ export const make = (
   Effect.gen(function*() {
     const store = yield* TokenStore
     const endpoint = yield* TokenEndpoint
+    const monitor = yield* Effect.serviceOption(FailureRateMonitor)
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
     const skew = options.skew ?? Duration.seconds(60)
@@ -226,6 +230,51 @@ export const make = (
         limiter.withPermits(1)
       )
 
+    /**
+     * With introspection configured, records when a new refresh token expires, so a later `invalid_grant` can be told
+     * apart: expired or revoked. Best effort: no answer leaves the expiry unknown.
+     */
+    const learnRefreshTokenExpiry = (grant: Grant): Effect.Effect<Grant> =>
+      grant.refreshToken === undefined || grant.refreshTokenExpiresAt !== undefined
+        ? Effect.succeed(grant)
+        : Effect.map(
+          endpoint.introspect(grant.refreshToken),
+          Option.match({
+            onNone: () => grant,
+            onSome: (verdict) =>
+              verdict.active && verdict.expiresAt !== undefined
+                ? new Grant({ ...grant, refreshTokenExpiresAt: verdict.expiresAt })
+                : grant
+          })
+        )
+
+    /** Every `invalid_grant` looks the same on the wire; a known expiry or introspection tells the reason. */
+    const diagnose = (grant: Grant, error: Errors.InvalidGrant): Effect.Effect<Errors.InvalidGrant> =>
+      Effect.suspend(() => {
+        if (error.reason !== undefined || grant.refreshToken === undefined) return Effect.succeed(error)
+        const withReason = (reason: NonNullable<Errors.InvalidGrant["reason"]>) =>
+          new Errors.InvalidGrant({
+            ...(error.status !== undefined ? { status: error.status } : {}),
+            ...(error.oauthError !== undefined ? { oauthError: error.oauthError } : {}),
+            ...(error.errorDescription !== undefined ? { errorDescription: error.errorDescription } : {}),
+            ...(error.errorUri !== undefined ? { errorUri: error.errorUri } : {}),
+            reason
+          })
+        const knownExpiry = grant.refreshTokenExpiresAt
+        if (knownExpiry !== undefined && knownExpiry <= clock.unsafeCurrentTimeMillis()) {
+          return Effect.succeed(withReason("expired"))
+        }
+        return Effect.map(
+          endpoint.introspect(grant.refreshToken),
+          Option.match({
+            onNone: () => error,
+            // Still active: rejected for another reason (another client's token, a server policy).
+            // Inactive before its known expiry: revoked (or consumed by a rotation elsewhere).
+            onSome: (verdict) => withReason(!verdict.active && knownExpiry !== undefined ? "revoked" : "unknown")
+          })
+        )
+      })
+
     const markReauthRequired = (key: string, grant: Grant, error: Errors.InvalidGrant) =>
       store.compareAndSet(
         key,
@@ -249,11 +298,8 @@ export const make = (
           Effect.gen(function*() {
             const response = yield* restore(exchange(refreshToken, outcome.attempts))
             const now = clock.unsafeCurrentTimeMillis()
-            const written = yield* store.compareAndSet(
-              key,
-              current.version,
-              grantFromResponse(response, current, { now, defaultLifetime })
-            )
+            const next = yield* learnRefreshTokenExpiry(grantFromResponse(response, current, { now, defaultLifetime }))
+            const written = yield* store.compareAndSet(key, current.version, next)
             remember(key, written)
             outcome.value = "success"
             return written
@@ -262,13 +308,17 @@ export const make = (
       }).pipe(
         Effect.catchAll((error): Effect.Effect<Grant, Errors.RefreshError> => {
           if (error._tag === "InvalidGrant") {
-            return Effect.zipRight(markReauthRequired(key, current, error), Effect.fail(error))
+            return diagnose(current, error).pipe(
+              Effect.tap((diagnosed) => markReauthRequired(key, current, diagnosed)),
+              Effect.flatMap(Effect.fail)
+            )
           }
           const now = clock.unsafeCurrentTimeMillis()
           if (trigger._tag === "due" && error.retryable && !isExpired(current, now)) {
             // The token still works: serve it and try again shortly instead of failing the caller.
             remember(key, current, Math.min(current.expiresAt, now + staleRetryMillis))
             outcome.value = "served_stale"
+            outcome.failureTag = error._tag
             return Effect.as(
               Effect.zipRight(
                 spanEvent(Telemetry.Events.servedStale, { [Telemetry.Attributes.errorType]: error._tag }),
@@ -324,8 +374,15 @@ export const make = (
         )
       }).pipe(
         Effect.onExit((exit) => {
-          if (Exit.isFailure(exit)) outcome.value = Exit.isInterrupted(exit) ? "interrupted" : failureTag(exit)
+          if (Exit.isFailure(exit)) {
+            outcome.value = Exit.isInterrupted(exit) ? "interrupted" : failureTag(exit)
+            outcome.failureTag = outcome.value
+          }
           const attempts = outcome.attempts.count
+          // Only refreshes that reached the token endpoint say anything about its health.
+          const report = attempts > 0 && outcome.value !== "interrupted" && Option.isSome(monitor)
+            ? monitor.value.record(endpoint.clientId, outcome.value === "success" ? undefined : outcome.failureTag)
+            : Effect.void
           return Effect.all([
             Effect.annotateCurrentSpan({
               [Telemetry.Attributes.outcome]: outcome.value,
@@ -333,7 +390,8 @@ export const make = (
               [Telemetry.Attributes.waiters]: flight.waiters
             }),
             Metric.increment(Metric.tagged(Telemetry.refreshes, "outcome", outcome.value)),
-            logOutcome(exit, outcome.value, attempts, trigger)
+            logOutcome(exit, outcome.value, attempts, trigger),
+            report
           ], { discard: true })
         }),
         Effect.withSpan(Telemetry.SpanNames.refresh, {
@@ -393,7 +451,9 @@ export const make = (
       Effect.gen(function*() {
         const current = yield* store.get(key)
         const version = Option.match(current, { onNone: () => undefined, onSome: (grant) => grant.version })
-        const grant = grantFromInput(input, { now: clock.unsafeCurrentTimeMillis(), defaultLifetime, version: 0 })
+        const grant = yield* learnRefreshTokenExpiry(
+          grantFromInput(input, { now: clock.unsafeCurrentTimeMillis(), defaultLifetime, version: 0 })
+        )
         const written = yield* store.compareAndSet(key, version, grant)
         remember(key, written)
         lastForcedAt.delete(key)

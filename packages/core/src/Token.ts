@@ -38,6 +38,8 @@ export class TokenResponse extends Schema.Class<TokenResponse>("@renew/core/Toke
   token_type: Schema.String,
   expires_in: Schema.optional(ExpiresIn),
   refresh_token: Schema.optional(Secret),
+  /** Not in RFC 6749, but sent by Keycloak and others: the refresh token's lifetime in seconds. */
+  refresh_expires_in: Schema.optional(ExpiresIn),
   scope: Schema.optional(Schema.String)
 }) {}
 
@@ -73,6 +75,8 @@ export class Grant extends Schema.Class<Grant>("@renew/core/Grant")({
   /** When the access token stops being valid (epoch millis). */
   expiresAt: Schema.Number,
   scope: Schema.optional(Schema.String),
+  /** When the refresh token stops being valid (epoch millis), when known (server field or introspection). */
+  refreshTokenExpiresAt: Schema.optional(Schema.Number),
   version: Schema.Int.pipe(Schema.nonNegative()),
   /** Set when the grant is dead and only a new authorization can revive it. */
   reauthRequired: Schema.optional(ReauthReason)
@@ -142,6 +146,11 @@ export const grantFromResponse = (
     ? response.expires_in * 1000
     : Duration.toMillis(options.defaultLifetime)
   const refreshToken = response.refresh_token ?? previous.refreshToken
+  const refreshTokenExpiresAt = response.refresh_token === undefined
+    ? previous.refreshTokenExpiresAt
+    : response.refresh_expires_in !== undefined && response.refresh_expires_in > 0
+    ? options.now + response.refresh_expires_in * 1000
+    : undefined
   const scope = response.scope ?? previous.scope
   return new Grant({
     accessToken: response.access_token,
@@ -150,6 +159,7 @@ export const grantFromResponse = (
     issuedAt: options.now,
     expiresAt: options.now + lifetimeMillis,
     ...(scope !== undefined ? { scope } : {}),
+    ...(refreshTokenExpiresAt !== undefined ? { refreshTokenExpiresAt } : {}),
     version: previous.version
   })
 }

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { classifyAnswer, describeTransportFailure } from "./internal/classify.js"
 import * as Errors from "./RefreshError.js"
@@ -52,6 +53,25 @@ export interface TokenEndpointOptions {
    * usually a third party.
    */
   readonly propagateTraceContext?: boolean | undefined
+  /**
+   * The server's RFC 7662 introspection endpoint, authenticated like the token endpoint. When set, Renew learns each
+   * refresh token's expiry and, when a refresh fails with `invalid_grant`, asks the server whether the token is
+   * still active, to tell an expired refresh token from a revoked one (`InvalidGrant.reason`). Costs one extra
+   * request per stored refresh token. Same https rule as `url`.
+   */
+  readonly introspectionUrl?: string | undefined
+}
+
+/**
+ * What RFC 7662 introspection says about a token.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Introspection {
+  readonly active: boolean
+  /** Expiry, epoch millis, when the server says. */
+  readonly expiresAt?: number | undefined
 }
 
 /**
@@ -78,9 +98,40 @@ export class TokenEndpoint extends Context.Tag("@renew/core/TokenEndpoint")<Toke
   readonly authMethod: AuthMethod
   /** One refresh attempt: one HTTP request, classified. */
   readonly refresh: (request: RefreshRequest) => Effect.Effect<TokenResponse, Errors.RefreshError>
+  /**
+   * Best-effort RFC 7662 introspection of a token (`None` when not configured or when the server did not give a
+   * usable answer). Never fails: it only ever refines a diagnosis.
+   */
+  readonly introspect: (token: Redacted.Redacted<string>) => Effect.Effect<Option.Option<Introspection>>
 }>() {}
 
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i
+
+const validateUrl = (option: string, value: string): Either.Either<URL, Errors.ConfigurationError> => {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return Either.left(new Errors.ConfigurationError({ option, detail: `${JSON.stringify(value)} is not a valid URL` }))
+  }
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && LOOPBACK.test(url.hostname))) {
+    return Either.left(
+      new Errors.ConfigurationError({
+        option,
+        detail: `must use https (got ${url.protocol}//${url.host}); plain http is only allowed on loopback hosts`
+      })
+    )
+  }
+  if (url.username !== "" || url.password !== "") {
+    return Either.left(
+      new Errors.ConfigurationError({
+        option,
+        detail: "must not embed credentials; pass clientId and clientSecret instead"
+      })
+    )
+  }
+  return Either.right(url)
+}
 
 /**
  * Validates the endpoint configuration. Refuses a malformed URL, a non-https URL on a non-loopback host, a URL with
@@ -90,30 +141,11 @@ const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i
  * @category constructors
  */
 export const validateOptions = (options: TokenEndpointOptions): Either.Either<URL, Errors.ConfigurationError> => {
-  let url: URL
-  try {
-    url = new URL(options.url)
-  } catch {
-    return Either.left(
-      new Errors.ConfigurationError({ option: "url", detail: `${JSON.stringify(options.url)} is not a valid URL` })
-    )
-  }
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && LOOPBACK.test(url.hostname))) {
-    return Either.left(
-      new Errors.ConfigurationError({
-        option: "url",
-        detail:
-          `the token endpoint must use https (got ${url.protocol}//${url.host}); plain http is only allowed on loopback hosts`
-      })
-    )
-  }
-  if (url.username !== "" || url.password !== "") {
-    return Either.left(
-      new Errors.ConfigurationError({
-        option: "url",
-        detail: "the token endpoint URL must not embed credentials; pass clientId and clientSecret instead"
-      })
-    )
+  const url = validateUrl("url", options.url)
+  if (Either.isLeft(url)) return url
+  if (options.introspectionUrl !== undefined) {
+    const introspection = validateUrl("introspectionUrl", options.introspectionUrl)
+    if (Either.isLeft(introspection)) return Either.left(introspection.left)
   }
   if (options.clientId === "") {
     return Either.left(new Errors.ConfigurationError({ option: "clientId", detail: "must not be empty" }))
@@ -127,7 +159,7 @@ export const validateOptions = (options: TokenEndpointOptions): Either.Either<UR
   if (options.timeout !== undefined && Duration.toMillis(options.timeout) <= 0) {
     return Either.left(new Errors.ConfigurationError({ option: "timeout", detail: "must be positive" }))
   }
-  return Either.right(url)
+  return url
 }
 
 // RFC 6749 §2.3.1: id and secret are form-encoded before they are joined and base64-encoded.
@@ -245,7 +277,43 @@ export const make = (
       )
     }
 
-    return TokenEndpoint.of({ url: url.href, host, clientId: options.clientId, authMethod, refresh })
+    const introspectionUrl = options.introspectionUrl
+    const introspect = (token: Redacted.Redacted<string>): Effect.Effect<Option.Option<Introspection>> => {
+      if (introspectionUrl === undefined) return Effect.succeedNone
+      const params: Record<string, string> = { token: Redacted.value(token) }
+      if (authMethod === "client_secret_post") {
+        params.client_id = options.clientId
+        params.client_secret = Redacted.value(options.clientSecret!)
+      } else if (authMethod === "none") {
+        params.client_id = options.clientId
+      }
+      let http = HttpClientRequest.post(introspectionUrl).pipe(
+        HttpClientRequest.acceptJson,
+        HttpClientRequest.bodyUrlParams(params)
+      )
+      if (authorization !== undefined) {
+        http = HttpClientRequest.setHeader(http, "authorization", Redacted.value(authorization))
+      }
+      return client.execute(http).pipe(
+        Effect.flatMap((response) => response.status === 200 ? response.json : Effect.succeed(undefined)),
+        Effect.scoped,
+        Effect.map((body): Option.Option<Introspection> => {
+          if (typeof body !== "object" || body === null || typeof (body as any).active !== "boolean") {
+            return Option.none()
+          }
+          const exp = (body as { exp?: unknown }).exp
+          return Option.some({
+            active: (body as { active: boolean }).active,
+            ...(typeof exp === "number" ? { expiresAt: exp * 1000 } : {})
+          })
+        }),
+        Effect.timeout(timeoutMillis),
+        Effect.orElseSucceed(() => Option.none<Introspection>()),
+        Effect.withSpan("renew.introspect", { kind: "client" })
+      )
+    }
+
+    return TokenEndpoint.of({ url: url.href, host, clientId: options.clientId, authMethod, refresh, introspect })
   })
 
 /**

@@ -133,6 +133,10 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     },
     refresh: (key) => run((engine) => Effect.asVoid(engine.refresh(key))),
     removeGrant: (key) => run((engine) => engine.removeGrant(key)),
-    dispose: () => runtime.dispose()
+    dispose: () => {
+      // Stop serving from the cache too: a disposed manager answers nothing.
+      engine = undefined
+      return runtime.dispose()
+    }
   }
 }

@@ -2,6 +2,7 @@
  * @since 0.1.0
  */
 export * as BearerClient from "./BearerClient.js"
+export * as FailureRateMonitor from "./FailureRateMonitor.js"
 export * as RefreshError from "./RefreshError.js"
 export * as Refresher from "./Refresher.js"
 export * as RetryPolicy from "./RetryPolicy.js"
