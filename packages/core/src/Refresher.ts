@@ -80,7 +80,10 @@ export class Refresher extends Context.Tag("@renew/core/Refresher")<Refresher, {
     accessToken: Redacted.Redacted<string>
   ) => Effect.Effect<Grant, Errors.RefreshError>
   /** Stores a grant obtained elsewhere (e.g. the authorization-code exchange), replacing any previous one. */
-  readonly setGrant: (key: string, input: GrantInput) => Effect.Effect<Grant, Errors.StoreError | Errors.StaleWrite>
+  readonly setGrant: (
+    key: string,
+    input: GrantInput
+  ) => Effect.Effect<Grant, Errors.StoreError | Errors.StaleWrite | Errors.ConfigurationError>
   readonly removeGrant: (key: string) => Effect.Effect<void, Errors.StoreError>
   /** The cached access token if it is fresh, synchronously; `undefined` otherwise. For facades with their own runtime. */
   readonly unsafeCachedAccessToken: (key: string) => Redacted.Redacted<string> | undefined
@@ -109,6 +112,9 @@ interface Flight {
   readonly deferred: Deferred.Deferred<Grant, Errors.RefreshError>
   waiters: number
 }
+
+// Grants handed to callers always carry an access token: one without is never usable, so it is refreshed first.
+const accessTokenOf = (grant: Grant): Redacted.Redacted<string> => grant.accessToken!
 
 const invalidGrantOf = (grant: Grant): Errors.InvalidGrant =>
   new Errors.InvalidGrant(
@@ -171,6 +177,7 @@ export const make = (
 
     /** Whether the stored grant can be used as it is for this trigger. */
     const usable = (key: string, grant: Grant, trigger: Trigger, now: number): boolean => {
+      if (grant.accessToken === undefined) return false
       switch (trigger._tag) {
         case "due":
           return now < refreshAt(grant, skew)
@@ -443,8 +450,8 @@ export const make = (
       Effect.suspend(() => {
         const grant = cached(key)
         return grant !== undefined
-          ? Effect.succeed(grant.accessToken)
-          : Effect.map(joinFlight(key, due), (grant) => grant.accessToken)
+          ? Effect.succeed(accessTokenOf(grant))
+          : Effect.map(joinFlight(key, due), accessTokenOf)
       })
 
     const setGrant = (key: string, input: GrantInput) =>
@@ -452,7 +459,7 @@ export const make = (
         const current = yield* store.get(key)
         const version = Option.match(current, { onNone: () => undefined, onSome: (grant) => grant.version })
         const grant = yield* learnRefreshTokenExpiry(
-          grantFromInput(input, { now: clock.unsafeCurrentTimeMillis(), defaultLifetime, version: 0 })
+          yield* grantFromInput(input, { now: clock.unsafeCurrentTimeMillis(), defaultLifetime, version: 0 })
         )
         const written = yield* store.compareAndSet(key, version, grant)
         remember(key, written)

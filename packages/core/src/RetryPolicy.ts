@@ -114,7 +114,7 @@ export const make = (options: RetryPolicyOptions = {}): Schedule.Schedule<RetryD
         const backoff = Math.min(maxDelay, initial * Math.pow(factor, attempt - 1))
         const jittered = jitter ? backoff * (yield* Random.nextRange(0.5, 1)) : backoff
         const delayMillis = Math.round(Math.max(jittered, retryAfterMillis ?? 0))
-        
+        if (now + delayMillis - startedAt > maxElapsed) return giveUp("elapsed")
         return [
           next,
           { _tag: "Retry", attempt, errorTag: error._tag, delayMillis, retryAfterMillis } as RetryDecision,

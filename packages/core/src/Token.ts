@@ -5,8 +5,10 @@
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { ConfigurationError } from "./RefreshError.js"
 
 /**
  * An access or refresh token. Always `Redacted`: it prints as `<redacted>` in logs, errors and `util.inspect`.
@@ -67,7 +69,8 @@ export type ReauthReason = typeof ReauthReason.Type
  * @category models
  */
 export class Grant extends Schema.Class<Grant>("@renew/core/Grant")({
-  accessToken: Secret,
+  /** Absent for a grant seeded with a refresh token only: it is due at once. */
+  accessToken: Schema.optional(Secret),
   refreshToken: Schema.optional(Secret),
   tokenType: Schema.String,
   /** When the access token was obtained (epoch millis, read from `Clock`). */
@@ -89,7 +92,8 @@ export class Grant extends Schema.Class<Grant>("@renew/core/Grant")({
  * @category models
  */
 export interface GrantInput {
-  readonly accessToken: string | Redacted.Redacted<string>
+  /** Optional: a grant seeded with only a refresh token is refreshed on first use. */
+  readonly accessToken?: string | Redacted.Redacted<string> | undefined
   readonly refreshToken?: string | Redacted.Redacted<string> | undefined
   /** Absolute expiry, epoch millis. Takes precedence over `expiresIn`. */
   readonly expiresAt?: number | undefined
@@ -99,11 +103,16 @@ export interface GrantInput {
   readonly tokenType?: string | undefined
 }
 
-const asSecret = (value: string | Redacted.Redacted<string>): Redacted.Redacted<string> =>
-  Redacted.isRedacted(value) ? value : Redacted.make(value)
+/** A secret given as a string or Redacted; an empty one counts as absent. */
+const asSecret = (value: string | Redacted.Redacted<string> | undefined): Redacted.Redacted<string> | undefined => {
+  if (value === undefined) return undefined
+  const redacted = Redacted.isRedacted(value) ? value : Redacted.make(value)
+  return Redacted.value(redacted) === "" ? undefined : redacted
+}
 
 /**
- * Builds a grant from caller input. A grant without a known expiry gets `defaultLifetime`.
+ * Builds a grant from caller input. A grant without a known expiry gets `defaultLifetime`; one without an access
+ * token is due at once. Refuses input with neither token, or with a nonsensical expiry.
  *
  * @since 0.1.0
  * @category constructors
@@ -111,18 +120,30 @@ const asSecret = (value: string | Redacted.Redacted<string>): Redacted.Redacted<
 export const grantFromInput = (
   input: GrantInput,
   options: { readonly now: number; readonly defaultLifetime: Duration.DurationInput; readonly version: number }
-): Grant => {
-  const expiresAt = input.expiresAt ??
+): Either.Either<Grant, ConfigurationError> => {
+  const accessToken = asSecret(input.accessToken)
+  const refreshToken = asSecret(input.refreshToken)
+  if (accessToken === undefined && refreshToken === undefined) {
+    return Either.left(
+      new ConfigurationError({ option: "grant", detail: "a grant needs an access token, a refresh token, or both" })
+    )
+  }
+  for (const [option, value] of [["expiresIn", input.expiresIn], ["expiresAt", input.expiresAt]] as const) {
+    if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
+      return Either.left(new ConfigurationError({ option: `grant.${option}`, detail: "must be a non-negative number" }))
+    }
+  }
+  const expiresAt = accessToken === undefined ? options.now : input.expiresAt ??
     options.now + (input.expiresIn !== undefined ? input.expiresIn * 1000 : Duration.toMillis(options.defaultLifetime))
-  return new Grant({
-    accessToken: asSecret(input.accessToken),
-    ...(input.refreshToken !== undefined ? { refreshToken: asSecret(input.refreshToken) } : {}),
+  return Either.right(new Grant({
+    ...(accessToken !== undefined ? { accessToken } : {}),
+    ...(refreshToken !== undefined ? { refreshToken } : {}),
     tokenType: input.tokenType ?? "Bearer",
     issuedAt: options.now,
     expiresAt,
     ...(input.scope !== undefined ? { scope: input.scope } : {}),
     version: options.version
-  })
+  }))
 }
 
 /**
@@ -172,6 +193,7 @@ export const grantFromResponse = (
  * @category expiry
  */
 export const refreshAt = (grant: Grant, skew: Duration.DurationInput): number => {
+  if (grant.accessToken === undefined) return -Infinity
   const lifetime = Math.max(0, grant.expiresAt - grant.issuedAt)
   return grant.expiresAt - Math.min(Duration.toMillis(skew), lifetime / 2)
 }

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Refresher, RefreshError, Token, TokenStore } from "@renew/core"
-import { Clock, Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
+import { Clock, Effect, Either, Exit, Fiber, Layer, Option, Redacted } from "effect"
 import { engine, scriptedEndpoint, seedExpired } from "./support/harness.js"
 
 const KEY = "user-42"
@@ -193,10 +193,10 @@ describe("Refresher", () => {
         yield* store.compareAndSet(
           KEY,
           undefined,
-          Token.grantFromInput(
+          Either.getOrThrow(Token.grantFromInput(
             { accessToken: "at_old", refreshToken: endpoint.mintRefreshToken(), expiresAt: now + 40_000 },
             { now: now - 100_000, defaultLifetime: "1 hour", version: 0 }
-          )
+          ))
         )
         const token = yield* refresher.getAccessToken(KEY)
         assert.strictEqual(Redacted.value(token), "at_old")
@@ -302,6 +302,33 @@ describe("Refresher", () => {
         assert.strictEqual(endpoint.refreshRequests, 1)
         assert.isUndefined(refresher.unsafeCachedAccessToken(KEY))
       }).pipe(Effect.provide(engine(endpoint, { store: Layer.succeed(TokenStore.TokenStore, store) })))
+    }))
+
+  it.scopedLive("a grant seeded with only a refresh token is refreshed on first use", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* refresher.setGrant(KEY, { refreshToken: endpoint.mintRefreshToken() })
+        assert.isUndefined(refresher.unsafeCachedAccessToken(KEY))
+        const token = yield* refresher.getAccessToken(KEY)
+        assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
+        assert.strictEqual(endpoint.refreshRequests, 1)
+      }).pipe(Effect.provide(engine(endpoint)))
+    }))
+
+  it.scopedLive("bad grant input is a typed error and stores nothing", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        const store = yield* TokenStore.TokenStore
+        const none = yield* Effect.flip(refresher.setGrant(KEY, { accessToken: "", refreshToken: "" }))
+        assert.strictEqual(none._tag, "ConfigurationError")
+        const negative = yield* Effect.flip(refresher.setGrant(KEY, { accessToken: "at", expiresIn: -5 }))
+        assert.strictEqual(negative._tag, "ConfigurationError")
+        assert.isTrue(Option.isNone(yield* store.get(KEY)))
+      }).pipe(Effect.provide(engine(endpoint)))
     }))
 
   it.scopedLive("typed errors for a missing grant and a grant without refresh token", () =>
