@@ -104,7 +104,7 @@ describe("Refresher", () => {
         assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
         assert.strictEqual(endpoint.refreshRequests, 1)
         const stored = Option.getOrThrow(yield* (yield* TokenStore.TokenStore).get(KEY))
-        assert.strictEqual(Redacted.value(stored.accessToken), endpoint.lastIssued()!.accessToken)
+        assert.strictEqual(Redacted.value(stored.accessToken!), endpoint.lastIssued()!.accessToken)
       }).pipe(Effect.provide(engine(endpoint)))
     }))
 
@@ -156,7 +156,7 @@ describe("Refresher", () => {
         yield* refresher.getAccessToken(KEY)
         const stored = Option.getOrThrow(yield* (yield* TokenStore.TokenStore).get(KEY))
         assert.strictEqual(Redacted.value(stored.refreshToken!), Redacted.value(seeded.refreshToken!))
-        assert.strictEqual(Redacted.value(stored.accessToken), endpoint.lastIssued()!.accessToken)
+        assert.strictEqual(Redacted.value(stored.accessToken!), endpoint.lastIssued()!.accessToken)
         // ... and it still works for the next refresh.
         yield* refresher.refresh(KEY)
         assert.strictEqual(endpoint.refreshRequests, 2)

@@ -44,6 +44,8 @@ const byErrorCode: Readonly<
   Record<string, (fields: OAuthFields, answer: Answer, ctx: ClassifyContext) => Classified>
 > = {
   invalid_grant: (f) => new Errors.InvalidGrant(f),
+  // GitHub answers an expired or revoked refresh token with 200 and this code.
+  bad_refresh_token: (f) => new Errors.InvalidGrant(f),
   invalid_client: (f) => new Errors.InvalidClient(f),
   unauthorized_client: (f) => new Errors.UnauthorizedClient(f),
   invalid_scope: (f, _, ctx) =>

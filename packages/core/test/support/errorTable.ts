@@ -127,7 +127,7 @@ const tokenBody = (extra: Record<string, unknown> = {}) => ({
 
 const hasNoTags = (s: string | undefined) => {
   assert(s !== undefined)
-  expect(s).not.toMatch(/<\/?[a-zA-Z][^>]*>/)
+  expect(s.split("<redacted>").join("")).not.toMatch(/<\/?[a-zA-Z][^>]*>/)
 }
 
 export const errorTable: ReadonlyArray<ErrorRow> = [
@@ -337,6 +337,17 @@ export const errorTable: ReadonlyArray<ErrorRow> = [
     }
   }),
   failure({
+    name: "200 with GitHub's bad_refresh_token code",
+    steps: [json(200, { error: "bad_refresh_token", error_description: "The refresh token passed is incorrect or expired." })],
+    expectTag: "InvalidGrant",
+    retryable: false,
+    oauth: {
+      status: 200,
+      oauthError: "bad_refresh_token",
+      errorDescription: "The refresh token passed is incorrect or expired."
+    }
+  }),
+  failure({
     name: "200 HTML (not JSON)",
     steps: [text(200, "text/html", "<html><body><h1>Sign in</h1></body></html>")],
     expectTag: "MalformedResponse",
@@ -406,6 +417,22 @@ export const errorTable: ReadonlyArray<ErrorRow> = [
     expect: (e) => {
       expect(e.detail).toMatch(/not JSON/)
       expect(e.bodyExcerpt).toContain("access_token=<redacted>")
+    }
+  }),
+  failure({
+    name: "200 Python-repr body, single quotes (carrying the canary tokens)",
+    // A server that answers str(dict) instead of JSON.
+    steps: [text(
+      200,
+      "text/plain",
+      `{'access_token': '${CANARY.accessToken}', 'token_type': 'Bearer', 'refresh_token': '${CANARY.rotatedRefreshToken}'}`
+    )],
+    expectTag: "MalformedResponse",
+    retryable: false,
+    expect: (e) => {
+      expect(e.detail).toMatch(/not JSON/)
+      expect(e.bodyExcerpt).toContain("'access_token': '<redacted>'")
+      expect(e.bodyExcerpt).toContain("'token_type': 'Bearer'")
     }
   }),
   success({
