@@ -259,14 +259,7 @@ export const make = (
     const diagnose = (grant: Grant, error: Errors.InvalidGrant): Effect.Effect<Errors.InvalidGrant> =>
       Effect.suspend(() => {
         if (error.reason !== undefined || grant.refreshToken === undefined) return Effect.succeed(error)
-        const withReason = (reason: NonNullable<Errors.InvalidGrant["reason"]>) =>
-          new Errors.InvalidGrant({
-            ...(error.status !== undefined ? { status: error.status } : {}),
-            ...(error.oauthError !== undefined ? { oauthError: error.oauthError } : {}),
-            ...(error.errorDescription !== undefined ? { errorDescription: error.errorDescription } : {}),
-            ...(error.errorUri !== undefined ? { errorUri: error.errorUri } : {}),
-            reason
-          })
+        const withReason = (reason: NonNullable<Errors.InvalidGrant["reason"]>) => withInvalidGrantReason(error, reason)
         const knownExpiry = grant.refreshTokenExpiresAt
         if (knownExpiry !== undefined && knownExpiry <= clock.unsafeCurrentTimeMillis()) {
           return Effect.succeed(withReason("expired"))
@@ -282,11 +275,11 @@ export const make = (
         )
       })
 
-    const markReauthRequired = (key: string, grant: Grant, error: Errors.InvalidGrant) =>
+    const markReauthRequired = (key: string, grant: Grant, expectedVersion: number, error: Errors.InvalidGrant) =>
       store.compareAndSet(
         key,
-        grant.version,
-        new Grant({ ...grant, reauthRequired: error.reason ?? "invalid_grant" })
+        expectedVersion,
+        new Grant({ ...withoutIntent(grant), reauthRequired: error.reason ?? "invalid_grant" })
       ).pipe(
         Effect.zipRight(Metric.increment(Telemetry.reauthRequired)),
         // Losing this race means someone else already wrote a newer grant: nothing to mark.
@@ -295,31 +288,58 @@ export const make = (
       )
 
     /** Runs under the grant's lock with the freshly re-read grant. */
-    const refreshLocked = (key: string, current: Grant, trigger: Trigger, outcome: Outcome) =>
-      Effect.gen(function*() {
+    const refreshLocked = (key: string, current: Grant, trigger: Trigger, outcome: Outcome) => {
+      // A leftover intent: a holder died between sending a refresh and storing its outcome. The server may have
+      // rotated the refresh token; one more try with the stored one tells (DU-4).
+      const recovering = current.refreshStartedAt !== undefined
+      // The version the next write must expect: `current`, or the intent record written on top of it.
+      const written = { version: current.version, intent: false }
+      return Effect.gen(function*() {
         const refreshToken = current.refreshToken
         if (refreshToken === undefined) return yield* new Errors.NoRefreshToken()
         if (trigger._tag !== "due") lastForcedAt.set(key, clock.unsafeCurrentTimeMillis())
+        if (recovering) {
+          yield* Effect.logWarning(
+            "renew: a previous refresh of this grant never finished (did a process die?); retrying with the stored refresh token"
+          )
+        }
+        if (store.durability !== "memory") {
+          const intent = yield* store.compareAndSet(
+            key,
+            current.version,
+            new Grant({ ...current, refreshStartedAt: clock.unsafeCurrentTimeMillis() })
+          )
+          written.version = intent.version
+          written.intent = true
+        }
         // Once the server has answered 2xx, the new grant must reach the store: no interruption from here on.
         return yield* Effect.uninterruptibleMask((restore) =>
           Effect.gen(function*() {
             const response = yield* restore(exchange(refreshToken, outcome.attempts))
             const now = clock.unsafeCurrentTimeMillis()
             const next = yield* learnRefreshTokenExpiry(grantFromResponse(response, current, { now, defaultLifetime }))
-            const written = yield* store.compareAndSet(key, current.version, next)
-            remember(key, written)
+            const stored = yield* store.compareAndSet(key, written.version, next)
+            remember(key, stored)
             outcome.value = "success"
-            return written
+            return stored
           })
         )
       }).pipe(
         Effect.catchAll((error): Effect.Effect<Grant, Errors.RefreshError> => {
           if (error._tag === "InvalidGrant") {
-            return diagnose(current, error).pipe(
-              Effect.tap((diagnosed) => markReauthRequired(key, current, diagnosed)),
+            const diagnosed = recovering
+              ? Effect.succeed(withInvalidGrantReason(error, "rotation_lost"))
+              : diagnose(current, error)
+            return diagnosed.pipe(
+              Effect.tap((diagnosed) => markReauthRequired(key, current, written.version, diagnosed)),
               Effect.flatMap(Effect.fail)
             )
           }
+          // The server surely did not rotate: drop the intent. After a timeout, a reset or a garbled 2xx it may
+          // have, so the intent stays for the next holder to resolve.
+          const clearIntent = written.intent && !ambiguous(error)
+            ? store.compareAndSet(key, written.version, withoutIntent(current)).pipe(Effect.ignore)
+            : Effect.void
           const now = clock.unsafeCurrentTimeMillis()
           if (trigger._tag === "due" && error.retryable && !isExpired(current, now)) {
             // The token still works: serve it and try again shortly instead of failing the caller.
@@ -327,16 +347,18 @@ export const make = (
             outcome.value = "served_stale"
             outcome.failureTag = error._tag
             return Effect.as(
-              Effect.zipRight(
+              Effect.all([
+                clearIntent,
                 spanEvent(Telemetry.Events.servedStale, { [Telemetry.Attributes.errorType]: error._tag }),
                 Effect.logWarning(`renew: refresh failed, serving the still-valid access token: ${error.message}`)
-              ),
+              ], { discard: true }),
               current
             )
           }
-          return Effect.fail(error)
+          return Effect.zipRight(clearIntent, Effect.fail(error))
         })
       )
+    }
 
     const withLockTraced = <A, E, R>(
       key: string,
@@ -507,6 +529,27 @@ const logOutcome = (
       )
   })
 }
+
+const withInvalidGrantReason = (
+  error: Errors.InvalidGrant,
+  reason: NonNullable<Errors.InvalidGrant["reason"]>
+): Errors.InvalidGrant =>
+  new Errors.InvalidGrant({
+    ...(error.status !== undefined ? { status: error.status } : {}),
+    ...(error.oauthError !== undefined ? { oauthError: error.oauthError } : {}),
+    ...(error.errorDescription !== undefined ? { errorDescription: error.errorDescription } : {}),
+    ...(error.errorUri !== undefined ? { errorUri: error.errorUri } : {}),
+    reason
+  })
+
+const withoutIntent = (grant: Grant): Grant => {
+  const { refreshStartedAt: _, ...rest } = grant
+  return new Grant(rest)
+}
+
+/** Failures after which the server may or may not have rotated the refresh token. */
+const ambiguous = (error: Errors.RefreshError): boolean =>
+  error._tag === "Timeout" || error._tag === "NetworkError" || error._tag === "MalformedResponse"
 
 const spanEvent = (name: string, attributes: Record<string, unknown>) =>
   Effect.flatMap(

@@ -81,6 +81,12 @@ export class Grant extends Schema.Class<Grant>("@renew/core/Grant")({
   /** When the refresh token stops being valid (epoch millis), when known (server field or introspection). */
   refreshTokenExpiresAt: Schema.optional(Schema.Number),
   version: Schema.Int.pipe(Schema.nonNegative()),
+  /**
+   * Set (epoch millis) while a refresh is in flight on a durable store, cleared when its outcome is written. Found
+   * set by the next lock holder, it means a process died mid-refresh: the server may have rotated the refresh token
+   * without anyone storing the new one.
+   */
+  refreshStartedAt: Schema.optional(Schema.Number),
   /** Set when the grant is dead and only a new authorization can revive it. */
   reauthRequired: Schema.optional(ReauthReason)
 }) {}

@@ -18,6 +18,13 @@ import { Grant } from "./Token.js"
  * @category tags
  */
 export class TokenStore extends Context.Tag("@renew/core/TokenStore")<TokenStore, {
+  /**
+   * What survives a crash. `memory`: nothing (the process is the store). `durable`: every acknowledged write.
+   * `best-effort`: most writes (e.g. Redis without AOF). For anything but `memory`, the Refresher records a
+   * "refresh in flight" intent before calling the server, so a process that dies mid-refresh is detected and
+   * recovered by the next holder.
+   */
+  readonly durability: Durability
   readonly get: (key: string) => Effect.Effect<Option.Option<Grant>, StoreError>
   /**
    * Writes `grant` if the stored version is `expectedVersion` (`undefined`: only if there is no grant). The written
@@ -40,6 +47,12 @@ export class TokenStore extends Context.Tag("@renew/core/TokenStore")<TokenStore
     effect: Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | LockTimeout | StoreError, R>
 }>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Durability = "memory" | "durable" | "best-effort"
 
 /**
  * Returns `grant` with another version (stores use it to stamp what they wrote).
@@ -80,6 +93,7 @@ export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.sync(() => {
     )
 
   return TokenStore.of({
+    durability: "memory",
     get: (key) => Effect.sync(() => Option.fromNullable(grants.get(key))),
     compareAndSet: (key, expectedVersion, grant) =>
       Effect.suspend(() => {

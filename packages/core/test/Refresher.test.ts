@@ -10,6 +10,7 @@ const countingStore = Effect.gen(function*() {
   const inner = yield* TokenStore.makeMemory
   const calls = { get: 0, compareAndSet: 0, withLock: 0 }
   const store = TokenStore.TokenStore.of({
+    durability: inner.durability,
     get: (key) => Effect.suspend(() => (calls.get++, inner.get(key))),
     compareAndSet: (key, version, grant) =>
       Effect.suspend(() => (calls.compareAndSet++, inner.compareAndSet(key, version, grant))),
@@ -356,5 +357,99 @@ describe("Refresher", () => {
         return yield* refresher.getAccessToken(KEY).pipe(Effect.timeout("100 millis"), Effect.exit)
       }).pipe(Effect.provide(engine(endpoint, { endpoint: { timeout: "10 seconds" } })), Effect.timeout("3 seconds"))
       assert.isTrue(Exit.isFailure(exit))
+    }))
+})
+
+describe("Refresher on a durable store: the refresh-in-flight intent (DU-4)", () => {
+  // A memory store that claims durability, so the engine records intents as it does on SQLite, Redis or PostgreSQL.
+  const durableMemory = Layer.effect(
+    TokenStore.TokenStore,
+    Effect.map(TokenStore.makeMemory, (store) => TokenStore.TokenStore.of({ ...store, durability: "durable" }))
+  )
+  const stored = Effect.flatMap(TokenStore.TokenStore, (store) => Effect.map(store.get(KEY), Option.getOrThrow))
+
+  /** Writes `grant` as a crashed holder would have left it: intent set, nobody refreshing. */
+  const leaveIntent = (refreshToken: string) =>
+    Effect.gen(function*() {
+      const store = yield* TokenStore.TokenStore
+      const now = yield* Clock.currentTimeMillis
+      const grant = Either.getOrThrow(Token.grantFromInput(
+        { accessToken: "at_before_crash", refreshToken, expiresIn: 0 },
+        { now, defaultLifetime: "1 hour", version: 0 }
+      ))
+      yield* store.compareAndSet(KEY, undefined, new Token.Grant({ ...grant, refreshStartedAt: now - 1000 }))
+    })
+
+  it.scopedLive("a refresh writes the intent first and clears it with the outcome", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        const seeded = yield* seedExpired(endpoint, KEY)
+        yield* refresher.getAccessToken(KEY)
+        const after = yield* stored
+        assert.strictEqual(after.version, seeded.version + 2, "intent write + outcome write")
+        assert.isUndefined(after.refreshStartedAt)
+      }).pipe(Effect.provide(engine(endpoint, { store: durableMemory })))
+    }))
+
+  it.scopedLive("a leftover intent whose refresh token was rotated away ends as rotation_lost, never silently", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint({ rotation: true })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        // The crashed holder's request reached the server: it rotated, and the new token was never stored.
+        const old = endpoint.mintRefreshToken()
+        yield* Effect.promise(() =>
+          fetch(endpoint.url, {
+            method: "POST",
+            headers: {
+              "content-type": "application/x-www-form-urlencoded",
+              authorization: `Basic ${btoa(`renew-test-client:CANARY-client-secret-7f3a9c2e`)}`
+            },
+            body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: old })
+          })
+        )
+        yield* leaveIntent(old)
+        const error = yield* Effect.flip(refresher.getAccessToken(KEY))
+        assert.strictEqual(error._tag, "InvalidGrant")
+        assert.strictEqual((error as RefreshError.InvalidGrant).reason, "rotation_lost")
+        assert.match(error.message, /lost/)
+        const after = yield* stored
+        assert.strictEqual(after.reauthRequired, "rotation_lost")
+        assert.isUndefined(after.refreshStartedAt)
+      }).pipe(Effect.provide(engine(endpoint, { store: durableMemory })))
+    }))
+
+  it.scopedLive("a leftover intent whose request never reached the server recovers with the stored token", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint({ rotation: true })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* leaveIntent(endpoint.mintRefreshToken())
+        const token = yield* refresher.getAccessToken(KEY)
+        assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
+        const after = yield* stored
+        assert.isUndefined(after.refreshStartedAt)
+        assert.isTrue(endpoint.isActive(Redacted.value(after.refreshToken!)))
+      }).pipe(Effect.provide(engine(endpoint, { store: durableMemory })))
+    }))
+
+  it.scopedLive("a definite failure clears the intent; an ambiguous one (timeout) leaves it for the next holder", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      endpoint.script({ kind: "respond", status: 400, body: { error: "invalid_scope" } }, { kind: "hang" })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired(endpoint, KEY)
+        assert.strictEqual((yield* Effect.flip(refresher.getAccessToken(KEY)))._tag, "InvalidScope")
+        assert.isUndefined((yield* stored).refreshStartedAt)
+        assert.strictEqual((yield* Effect.flip(refresher.getAccessToken(KEY)))._tag, "Timeout")
+        assert.isDefined((yield* stored).refreshStartedAt)
+      }).pipe(Effect.provide(engine(endpoint, {
+        store: durableMemory,
+        endpoint: { timeout: "200 millis" },
+        refresher: { retry: { maxAttempts: 1 } }
+      })))
     }))
 })
