@@ -1,15 +1,14 @@
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
-const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src`, import.meta.url))
+const packages = fileURLToPath(new URL("./packages", import.meta.url))
 
 export default defineConfig({
   resolve: {
     // Tests always run against sources, never a stale dist/.
     alias: [
-      { find: /^@renew\/core$/, replacement: `${src("core")}/index.ts` },
-      { find: /^@renew\/core\/(.*)$/, replacement: `${src("core")}/$1.ts` },
-      { find: /^@renew\/auth-server-fixture$/, replacement: fileURLToPath(new URL("./packages/auth-server-fixture/src/index.ts", import.meta.url)) }
+      { find: /^@renew\/([a-z-]+)$/, replacement: `${packages}/$1/src/index.ts` },
+      { find: /^@renew\/([a-z-]+)\/(.+)$/, replacement: `${packages}/$1/src/$2.ts` }
     ]
   },
   test: {

@@ -1,0 +1,414 @@
+/**
+ * The durable embedded TokenStore: one SQLite file (WAL mode) shared by every process on the machine.
+ *
+ * - Writes are compare-and-set on a version column: a stale writer gets `StaleWrite` and changes nothing.
+ * - The grant lock is a lease row with an owner and an expiry: one process refreshes a grant at a time; a dead
+ *   holder's lease is taken over once it expires (LK-2); renewal and release check the owner (LK-1, LK-3).
+ * - Optional AES-256-GCM encryption of the token columns, with a key id per row for key rotation.
+ * - The file is created with mode 0600. A corrupt file, a newer schema or an unwritable location is a typed
+ *   `StoreError` that says what to do; nothing is overwritten.
+ *
+ * @since 0.1.0
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import { RefreshError, Token, TokenStore } from "@renew/core"
+import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Random from "effect/Random"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Encryption {
+  /** Keys by id: 32 random bytes, base64-encoded (`openssl rand -base64 32`). */
+  readonly keys: Readonly<Record<string, Redacted.Redacted<string>>>
+  /** The key new writes use. Rows written with another listed key stay readable: that is key rotation. */
+  readonly activeKeyId: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SqliteTokenStoreOptions {
+  /** The database file; its directory is created if missing. */
+  readonly filename: string
+  /** Lease lifetime. Default 30 seconds; renewed every third of it while a refresh runs. */
+  readonly leaseTtl?: Duration.DurationInput | undefined
+  /** How long to wait for another process's lease before `LockTimeout`. Default: twice the lease TTL. */
+  readonly lockWaitTimeout?: Duration.DurationInput | undefined
+  readonly encryption?: Encryption | undefined
+}
+
+/** The schema version this code writes and understands. */
+export const SCHEMA_VERSION = 1
+
+const MIGRATION_1 = [
+  `CREATE TABLE IF NOT EXISTS renew_grants (
+    key TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    access_token TEXT,
+    refresh_token TEXT,
+    token_type TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    scope TEXT,
+    refresh_token_expires_at INTEGER,
+    refresh_started_at INTEGER,
+    reauth_required TEXT,
+    key_id TEXT,
+    updated_at INTEGER NOT NULL
+  )`,
+  `CREATE TABLE IF NOT EXISTS renew_leases (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  )`
+]
+
+interface GrantRow {
+  readonly key: string
+  readonly version: number
+  readonly access_token: string | null
+  readonly refresh_token: string | null
+  readonly token_type: string
+  readonly issued_at: number
+  readonly expires_at: number
+  readonly scope: string | null
+  readonly refresh_token_expires_at: number | null
+  readonly refresh_started_at: number | null
+  readonly reauth_required: string | null
+  readonly key_id: string | null
+}
+
+const storeError = (operation: string, detail: string) => new RefreshError.StoreError({ operation, detail })
+
+/** Turns what better-sqlite3 says into advice. Never quotes row data. */
+const explain = (filename: string, cause: unknown): string => {
+  const code = typeof cause === "object" && cause !== null ? String((cause as { code?: unknown }).code ?? "") : ""
+  const message = cause instanceof Error ? cause.message : String(cause)
+  if (code === "SQLITE_NOTADB" || /not a database/i.test(message)) {
+    return `${filename} is not a SQLite database or is corrupt. Nothing was overwritten: move the file away (keep it for forensics) and authorize again, or restore a backup`
+  }
+  if (code === "SQLITE_CORRUPT") return `${filename} is corrupt. Nothing was overwritten: restore a backup or move it away`
+  if (code === "SQLITE_READONLY" || /readonly|read-only/i.test(message)) {
+    return `${filename} is read-only for this process. Check the file's and its directory's permissions`
+  }
+  if (code === "SQLITE_CANTOPEN" || /unable to open/i.test(message)) {
+    return `cannot open ${filename}. Check that its directory exists and is writable by this process`
+  }
+  if (code === "SQLITE_BUSY") return `${filename} stayed locked by another process for too long`
+  if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+    return `cannot create or open ${filename}: permission denied or read-only file system. Choose a writable location`
+  }
+  if (code === "ENOTDIR" || code === "EEXIST") {
+    return `cannot open ${filename}: a component of its directory path is a file, not a directory`
+  }
+  return `${message}${code ? ` (${code})` : ""}`
+}
+
+/** The SqlError's cause, or the error itself. */
+const causeOf = (error: SqlError | unknown): unknown =>
+  typeof error === "object" && error !== null && "cause" in error ? (error as { cause: unknown }).cause : error
+
+// AES-256-GCM. The grant key and column name are authenticated data, so a ciphertext moved to another row or
+// column fails to decrypt instead of yielding a wrong token.
+const makeCipher = (encryption: Encryption | undefined) => {
+  if (encryption === undefined) return undefined
+  const keys = new Map<string, Buffer>()
+  for (const [id, value] of Object.entries(encryption.keys)) {
+    const key = Buffer.from(Redacted.value(value), "base64")
+    if (key.length !== 32) {
+      throw new RefreshError.ConfigurationError({
+        option: `encryption.keys.${id}`,
+        detail: "must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)"
+      })
+    }
+    keys.set(id, key)
+  }
+  if (!keys.has(encryption.activeKeyId)) {
+    throw new RefreshError.ConfigurationError({
+      option: "encryption.activeKeyId",
+      detail: `no key with id ${JSON.stringify(encryption.activeKeyId)} in encryption.keys`
+    })
+  }
+  return {
+    activeKeyId: encryption.activeKeyId,
+    encrypt: (plain: string, aad: string): string => {
+      const iv = Crypto.randomBytes(12)
+      const cipher = Crypto.createCipheriv("aes-256-gcm", keys.get(encryption.activeKeyId)!, iv)
+      cipher.setAAD(Buffer.from(aad))
+      const body = Buffer.concat([cipher.update(plain, "utf8"), cipher.final()])
+      return Buffer.concat([iv, cipher.getAuthTag(), body]).toString("base64")
+    },
+    decrypt: (sealed: string, aad: string, keyId: string): string | undefined => {
+      const key = keys.get(keyId)
+      if (key === undefined) return undefined
+      const raw = Buffer.from(sealed, "base64")
+      const decipher = Crypto.createDecipheriv("aes-256-gcm", key, raw.subarray(0, 12))
+      decipher.setAAD(Buffer.from(aad))
+      decipher.setAuthTag(raw.subarray(12, 28))
+      try {
+        return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString("utf8")
+      } catch {
+        return undefined
+      }
+    }
+  }
+}
+
+/** Creates the file with mode 0600 (and its directory with 0700) before SQLite opens it. */
+const prepareFile = (filename: string): Effect.Effect<void, RefreshError.StoreError> =>
+  Effect.try({
+    try: () => {
+      Fs.mkdirSync(Path.dirname(filename), { recursive: true, mode: 0o700 })
+      // "a" never truncates: an existing file is left exactly as it is.
+      Fs.closeSync(Fs.openSync(filename, "a", 0o600))
+    },
+    catch: (cause) => storeError("open", explain(filename, cause))
+  })
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: SqliteTokenStoreOptions
+): Effect.Effect<TokenStore.TokenStore["Type"], RefreshError.StoreError | RefreshError.ConfigurationError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const filename = Path.resolve(options.filename)
+    const clock = yield* Effect.clock
+    const now = () => clock.unsafeCurrentTimeMillis()
+    const leaseTtlMillis = Duration.toMillis(options.leaseTtl ?? Duration.seconds(30))
+    const lockWaitMillis = Duration.toMillis(options.lockWaitTimeout ?? Duration.millis(leaseTtlMillis * 2))
+    const cipher = yield* Effect.try({
+      try: () => makeCipher(options.encryption),
+      catch: (error) => error as RefreshError.ConfigurationError
+    })
+    yield* prepareFile(filename)
+
+    // better-sqlite3 throws while opening (a corrupt file fails on the WAL pragma): turn those defects into errors.
+    const connect = (config: SqliteClient.SqliteClientConfig) =>
+      Layer.build(SqliteClient.layer(config).pipe(Layer.provide(Reactivity.layer))).pipe(
+        Effect.catchAllCause((cause) => Effect.fail(storeError("open", explain(filename, Cause.squash(cause)))))
+      )
+    // Look before writing anything: a corrupt file or a newer schema must be left exactly as it is.
+    yield* Effect.scoped(Effect.gen(function*() {
+      const probe = yield* Effect.provide(SqlClient.SqlClient, yield* connect({ filename, readonly: true, disableWAL: true }))
+      const rows = yield* probe`PRAGMA user_version`.pipe(
+        Effect.catchAllCause((cause) => Effect.fail(storeError("open", explain(filename, causeOf(Cause.squash(cause))))))
+      )
+      const found = Number((rows[0] as { user_version?: number } | undefined)?.user_version ?? 0)
+      if (found > SCHEMA_VERSION) {
+        return yield* storeError(
+          "open",
+          `schema version ${found} of ${filename} is newer than this @renew/store-sqlite understands (${SCHEMA_VERSION}). Upgrade @renew/store-sqlite; the file was not changed`
+        )
+      }
+    }))
+    const context = yield* connect({ filename })
+    const sql = yield* Effect.provide(SqlClient.SqlClient, context)
+    const run = <A>(operation: string, effect: Effect.Effect<A, SqlError>) =>
+      effect.pipe(
+        Effect.catchAllCause((cause) => Effect.fail(storeError(operation, explain(filename, causeOf(Cause.squash(cause))))))
+      )
+
+    // Schema: PRAGMA user_version is the migration number. A newer file is refused, never downgraded.
+    yield* run(
+      "migrate",
+      Effect.gen(function*() {
+        const [{ user_version }] = (yield* sql`PRAGMA user_version`) as unknown as [{ user_version: number }]
+        if (user_version < SCHEMA_VERSION) {
+          yield* sql.withTransaction(Effect.gen(function*() {
+            for (const statement of MIGRATION_1) yield* sql.unsafe(statement)
+            yield* sql.unsafe(`PRAGMA user_version = ${SCHEMA_VERSION}`)
+          }))
+        }
+      })
+    )
+
+    const encode = (key: string, column: string, value: Redacted.Redacted<string> | undefined): string | null => {
+      if (value === undefined) return null
+      return cipher === undefined ? Redacted.value(value) : cipher.encrypt(Redacted.value(value), `${key}\u0000${column}`)
+    }
+
+    const decode = (row: GrantRow): Effect.Effect<Token.Grant, RefreshError.StoreError> =>
+      Effect.suspend(() => {
+        const open = (column: "access_token" | "refresh_token"): string | undefined | Error => {
+          const value = row[column]
+          if (value === null) return undefined
+          if (row.key_id === null) return value
+          if (cipher === undefined) {
+            return new Error(`the grant is encrypted (key id ${row.key_id}) but no encryption keys are configured`)
+          }
+          return cipher.decrypt(value, `${row.key}\u0000${column}`, row.key_id) ??
+            new Error(
+              `cannot decrypt the grant with key id ${row.key_id}: wrong key, or the key is no longer in encryption.keys`
+            )
+        }
+        const accessToken = open("access_token")
+        const refreshToken = open("refresh_token")
+        for (const value of [accessToken, refreshToken]) {
+          if (value instanceof Error) return Effect.fail(storeError("get", value.message))
+        }
+        return Effect.try({
+          try: () =>
+            new Token.Grant({
+              ...(typeof accessToken === "string" ? { accessToken: Redacted.make(accessToken) } : {}),
+              ...(typeof refreshToken === "string" ? { refreshToken: Redacted.make(refreshToken) } : {}),
+              tokenType: row.token_type,
+              issuedAt: Number(row.issued_at),
+              expiresAt: Number(row.expires_at),
+              ...(row.scope !== null ? { scope: row.scope } : {}),
+              ...(row.refresh_token_expires_at !== null
+                ? { refreshTokenExpiresAt: Number(row.refresh_token_expires_at) }
+                : {}),
+              ...(row.refresh_started_at !== null ? { refreshStartedAt: Number(row.refresh_started_at) } : {}),
+              ...(row.reauth_required !== null ? { reauthRequired: row.reauth_required as Token.ReauthReason } : {}),
+              version: Number(row.version)
+            }),
+          catch: () => storeError("get", "a stored grant row is malformed (was the table edited by hand?)")
+        })
+      })
+
+    const get = (key: string) =>
+      Effect.flatMap(
+        run("get", sql<GrantRow>`SELECT * FROM renew_grants WHERE key = ${key}`),
+        (rows) => rows.length === 0 ? Effect.succeedNone : Effect.asSome(decode(rows[0]!))
+      )
+
+    const compareAndSet = (key: string, expectedVersion: number | undefined, grant: Token.Grant) =>
+      Effect.gen(function*() {
+        const version = (expectedVersion ?? 0) + 1
+        const columns = {
+          version,
+          access_token: encode(key, "access_token", grant.accessToken),
+          refresh_token: encode(key, "refresh_token", grant.refreshToken),
+          token_type: grant.tokenType,
+          issued_at: grant.issuedAt,
+          expires_at: grant.expiresAt,
+          scope: grant.scope ?? null,
+          refresh_token_expires_at: grant.refreshTokenExpiresAt ?? null,
+          refresh_started_at: grant.refreshStartedAt ?? null,
+          reauth_required: grant.reauthRequired ?? null,
+          key_id: cipher?.activeKeyId ?? null,
+          updated_at: now()
+        }
+        // One statement each: SQLite runs it atomically, so the version check and the write cannot be split.
+        const written = expectedVersion === undefined
+          ? yield* run(
+            "compareAndSet",
+            sql`INSERT INTO renew_grants ${sql.insert({ key, ...columns })} ON CONFLICT(key) DO NOTHING RETURNING version`
+          )
+          : yield* run(
+            "compareAndSet",
+            sql`UPDATE renew_grants SET ${sql.update(columns)} WHERE key = ${key} AND version = ${expectedVersion} RETURNING version`
+          )
+        if (written.length === 1) return TokenStore.withVersion(grant, version)
+        const current = yield* run("compareAndSet", sql<{ version: number }>`SELECT version FROM renew_grants WHERE key = ${key}`)
+        return yield* new RefreshError.StaleWrite({
+          ...(expectedVersion !== undefined ? { expectedVersion } : {}),
+          ...(current.length === 1 ? { actualVersion: Number(current[0]!.version) } : {})
+        })
+      })
+
+    const remove = (key: string) => run("delete", sql`DELETE FROM renew_grants WHERE key = ${key}`).pipe(Effect.asVoid)
+
+    // Leases. Time is wall-clock milliseconds: every process on the machine reads the same clock.
+    const tryAcquire = (key: string, owner: string) =>
+      Effect.suspend(() => Effect.map(
+        run(
+          "lock",
+          sql`INSERT INTO renew_leases (key, owner, expires_at) VALUES (${key}, ${owner}, ${now() + leaseTtlMillis})
+              ON CONFLICT(key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+              WHERE renew_leases.expires_at <= ${now()} OR renew_leases.owner = excluded.owner
+              RETURNING owner`
+        ),
+        (rows) => rows.length === 1
+      ))
+
+    // Suspended: the new expiry must be computed at each renewal, not once.
+    const renew = (key: string, owner: string) =>
+      Effect.suspend(() => Effect.map(
+        run(
+          "lock",
+          sql`UPDATE renew_leases SET expires_at = ${now() + leaseTtlMillis} WHERE key = ${key} AND owner = ${owner} RETURNING owner`
+        ),
+        (rows) => rows.length === 1
+      ))
+
+    // Owner-checked: a holder whose lease expired and was taken over cannot release the new holder's lease (LK-1).
+    const release = (key: string, owner: string) =>
+      run("unlock", sql`DELETE FROM renew_leases WHERE key = ${key} AND owner = ${owner}`).pipe(Effect.ignore)
+
+    const acquire = (key: string, owner: string) =>
+      Effect.gen(function*() {
+        const deadline = now() + lockWaitMillis
+        let delay = 5
+        while (true) {
+          if (yield* tryAcquire(key, owner)) return
+          if (now() >= deadline) return yield* new RefreshError.LockTimeout({ waitedMillis: lockWaitMillis })
+          // Jittered backoff so waiting processes do not poll in lockstep.
+          yield* Effect.sleep(Duration.millis(delay * (yield* Random.nextRange(0.5, 1.5))))
+          delay = Math.min(delay * 2, 100)
+        }
+      })
+
+    const withLock = <A, E, R>(key: string, effect: Effect.Effect<A, E, R>) =>
+      Effect.acquireUseRelease(
+        Effect.flatMap(Effect.sync(() => `${process.pid}:${Crypto.randomUUID()}`), (owner) =>
+          Effect.as(acquire(key, owner), owner)),
+        (owner) =>
+          // Renew every third of the TTL while the body runs. A lost lease is not fatal by itself: the grant's
+          // version check still refuses a stale write.
+          Effect.raceFirst(
+            effect,
+            renew(key, owner).pipe(
+              Effect.flatMap((held) =>
+                held ? Effect.void : Effect.logWarning("renew: lost the SQLite lease while refreshing a grant")
+              ),
+              Effect.ignore,
+              Effect.repeat(Schedule.spaced(Duration.millis(leaseTtlMillis / 3))),
+              Effect.delay(Duration.millis(leaseTtlMillis / 3)),
+              Effect.zipRight(Effect.never)
+            )
+          ),
+        (owner) => release(key, owner)
+      )
+
+    return TokenStore.TokenStore.of({ durability: "durable", get, compareAndSet, delete: remove, withLock })
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: SqliteTokenStoreOptions
+): Layer.Layer<TokenStore.TokenStore, RefreshError.StoreError | RefreshError.ConfigurationError> =>
+  Layer.scoped(TokenStore.TokenStore, make(options))
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config.Wrap<SqliteTokenStoreOptions>
+): Layer.Layer<
+  TokenStore.TokenStore,
+  RefreshError.StoreError | RefreshError.ConfigurationError | ConfigError.ConfigError
+> => Layer.scoped(TokenStore.TokenStore, Effect.flatMap(Config.unwrap(options), make))

@@ -1,0 +1,176 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Token } from "@renew/core"
+import { SqliteTokenStore } from "@renew/store-sqlite"
+import { TokenStoreSuite } from "@renew/store-testkit"
+import { Effect, Option, Redacted } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+
+const tempDir = () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "renew-sqlite-"))
+const suiteFile = Path.join(tempDir(), "conformance.db")
+
+TokenStoreSuite.suite("sqlite", {
+  // Each open() is its own connection to the same file, like another process.
+  open: SqliteTokenStore.make({ filename: suiteFile, leaseTtl: "2 seconds" }),
+  durability: "durable"
+})
+
+const sample = (overrides: Partial<ConstructorParameters<typeof Token.Grant>[0]> = {}) =>
+  new Token.Grant({
+    accessToken: Redacted.make("at_sqlite_secret_value"),
+    refreshToken: Redacted.make("rt_sqlite_secret_value"),
+    tokenType: "Bearer",
+    issuedAt: 1,
+    expiresAt: 2,
+    version: 0,
+    ...overrides
+  })
+
+const KEY_A = Buffer.alloc(32, 1).toString("base64")
+const KEY_B = Buffer.alloc(32, 2).toString("base64")
+
+describe("SqliteTokenStore", () => {
+  it.scopedLive("creates the database file with mode 0600, in WAL mode", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir(), "nested", "grants.db")
+      yield* SqliteTokenStore.make({ filename: file })
+      assert.strictEqual(Fs.statSync(file).mode & 0o777, 0o600)
+      assert.isTrue(Fs.existsSync(`${file}-wal`))
+    }))
+
+  it.scopedLive("a lease whose holder stopped renewing is taken over after the TTL; its late release changes nothing (LK-1, LK-2)", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir(), "lease.db")
+      const a = yield* SqliteTokenStore.make({ filename: file, leaseTtl: "300 millis", lockWaitTimeout: "5 seconds" })
+      const b = yield* SqliteTokenStore.make({ filename: file, leaseTtl: "300 millis", lockWaitTimeout: "5 seconds" })
+      // Simulate a holder that froze (a paused process): it wrote a lease and never renews or releases it.
+      const Sqlite = (yield* Effect.promise(() => import("better-sqlite3"))).default
+      const raw = new Sqlite(file)
+      raw.prepare("INSERT INTO renew_leases (key, owner, expires_at) VALUES (?, ?, ?)").run("k", "frozen", Date.now() + 300)
+      const started = Date.now()
+      yield* b.withLock("k", Effect.gen(function*() {
+        const waited = Date.now() - started
+        assert.isAtLeast(waited, 250, "waited for the frozen lease to expire")
+        assert.isBelow(waited, 2000)
+        // The frozen holder wakes up and releases "its" lease: owner-checked, so B keeps it.
+        raw.prepare("DELETE FROM renew_leases WHERE key = ? AND owner = ?").run("k", "frozen")
+        const owner = raw.prepare("SELECT owner FROM renew_leases WHERE key = ?").get("k") as { owner: string }
+        assert.notStrictEqual(owner.owner, "frozen")
+        // And A cannot get in while B holds it.
+        const blocked = yield* a.withLock("k", Effect.void).pipe(Effect.timeout("150 millis"), Effect.option)
+        assert.isTrue(Option.isNone(blocked))
+      }))
+      raw.close()
+    }))
+
+  it.scopedLive("a holder renews its lease while its body runs longer than the TTL (LK-3)", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir(), "renew.db")
+      const a = yield* SqliteTokenStore.make({ filename: file, leaseTtl: "300 millis" })
+      const b = yield* SqliteTokenStore.make({ filename: file, leaseTtl: "300 millis", lockWaitTimeout: "5 seconds" })
+      let bInsideWhileAHeld = false
+      let aHolding = false
+      yield* Effect.all([
+        a.withLock("k", Effect.gen(function*() {
+          aHolding = true
+          yield* Effect.sleep("900 millis")
+          aHolding = false
+        })),
+        Effect.delay(b.withLock("k", Effect.sync(() => void (bInsideWhileAHeld = aHolding))), "50 millis")
+      ], { concurrency: "unbounded" })
+      assert.isFalse(bInsideWhileAHeld)
+    }))
+
+  it.scopedLive("waiting past lockWaitTimeout is a LockTimeout", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir(), "timeout.db")
+      const a = yield* SqliteTokenStore.make({ filename: file })
+      const b = yield* SqliteTokenStore.make({ filename: file, lockWaitTimeout: "200 millis" })
+      const error = yield* a.withLock("k", Effect.flip(b.withLock("k", Effect.void)))
+      assert.strictEqual(error._tag, "LockTimeout")
+    }))
+
+  it.scopedLive("encrypts token columns at rest; a wrong key is a clear StoreError; key rotation keeps old rows readable", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir(), "encrypted.db")
+      const v1 = yield* SqliteTokenStore.make({
+        filename: file,
+        encryption: { keys: { k1: Redacted.make(KEY_A) }, activeKeyId: "k1" }
+      })
+      yield* v1.compareAndSet("user", undefined, sample())
+      const bytes = Fs.readFileSync(file).toString("latin1") + Fs.readFileSync(`${file}-wal`).toString("latin1")
+      assert.notInclude(bytes, "at_sqlite_secret_value")
+      assert.notInclude(bytes, "rt_sqlite_secret_value")
+      // Rotation: k2 is active, k1 still listed.
+      const v2 = yield* SqliteTokenStore.make({
+        filename: file,
+        encryption: { keys: { k1: Redacted.make(KEY_A), k2: Redacted.make(KEY_B) }, activeKeyId: "k2" }
+      })
+      const read = Option.getOrThrow(yield* v2.get("user"))
+      assert.strictEqual(Redacted.value(read.refreshToken!), "rt_sqlite_secret_value")
+      yield* v2.compareAndSet("user", read.version, sample({ accessToken: Redacted.make("at_rotated") }))
+      // The wrong key: a clear error, nothing returned, nothing overwritten.
+      const wrong = yield* SqliteTokenStore.make({
+        filename: file,
+        encryption: { keys: { k2: Redacted.make(KEY_A) }, activeKeyId: "k2" }
+      })
+      const error = yield* Effect.flip(wrong.get("user"))
+      assert.strictEqual(error._tag, "StoreError")
+      assert.match(error.message, /cannot decrypt.*key id k2/)
+      const still = Option.getOrThrow(yield* v2.get("user"))
+      assert.strictEqual(Redacted.value(still.accessToken!), "at_rotated")
+      // No keys at all for an encrypted row.
+      const plain = yield* SqliteTokenStore.make({ filename: file })
+      assert.match((yield* Effect.flip(plain.get("user"))).message, /encrypted/)
+    }))
+
+  it.scopedLive("a bad encryption key is refused at configuration time", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(SqliteTokenStore.make({
+        filename: Path.join(tempDir(), "bad-key.db"),
+        encryption: { keys: { k1: Redacted.make("c2hvcnQ=") }, activeKeyId: "k1" }
+      }))
+      assert.strictEqual(error._tag, "ConfigurationError")
+      const missing = yield* Effect.flip(SqliteTokenStore.make({
+        filename: Path.join(tempDir(), "bad-key2.db"),
+        encryption: { keys: { k1: Redacted.make(KEY_A) }, activeKeyId: "nope" }
+      }))
+      assert.strictEqual(missing._tag, "ConfigurationError")
+    }))
+
+  it.scopedLive("a corrupt database file is a StoreError that says what to do, and is not overwritten", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir(), "corrupt.db")
+      const garbage = Buffer.from("this is not a sqlite database, it is garbage ".repeat(200))
+      Fs.writeFileSync(file, garbage)
+      const error = yield* Effect.flip(SqliteTokenStore.make({ filename: file }))
+      assert.strictEqual(error._tag, "StoreError")
+      assert.match(error.message, /not a SQLite database or is corrupt.*Nothing was overwritten/)
+      assert.isTrue(Fs.readFileSync(file).equals(garbage))
+    }))
+
+  it.scopedLive("a database from a newer schema version is refused and left alone", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir(), "newer.db")
+      const Sqlite = (yield* Effect.promise(() => import("better-sqlite3"))).default
+      const raw = new Sqlite(file)
+      raw.pragma("user_version = 99")
+      raw.close()
+      const before = Fs.readFileSync(file)
+      const error = yield* Effect.flip(SqliteTokenStore.make({ filename: file }))
+      assert.strictEqual(error._tag, "StoreError")
+      assert.match(error.message, /schema version 99.*newer.*Upgrade/)
+      assert.isTrue(Fs.readFileSync(file).equals(before))
+    }))
+
+  it.scopedLive("an unwritable location is a StoreError", () =>
+    Effect.gen(function*() {
+      // A path below a regular file can never be created, even by root.
+      const blocker = Path.join(tempDir(), "a-file")
+      Fs.writeFileSync(blocker, "")
+      const error = yield* Effect.flip(SqliteTokenStore.make({ filename: Path.join(blocker, "grants.db") }))
+      assert.strictEqual(error._tag, "StoreError")
+      assert.match(error.message, /cannot open|not a directory|ENOTDIR/i)
+    }))
+})
