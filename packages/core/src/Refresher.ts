@@ -58,6 +58,11 @@ export interface RefresherOptions {
    * Default 5 seconds.
    */
   readonly staleRetryInterval?: Duration.DurationInput | undefined
+  /**
+   * After `InvalidClient`, refreshes of every grant fail fast with it for this long instead of sending requests that
+   * cannot succeed (wrong credentials fail every grant alike). Default 30 seconds.
+   */
+  readonly invalidClientPause?: Duration.DurationInput | undefined
 }
 
 /**
@@ -105,7 +110,7 @@ interface Outcome {
   value: string
   /** The error behind a failure or a stale serve. */
   failureTag?: string
-  readonly attempts: { count: number }
+  readonly attempts: { count: number; sentAt: number }
 }
 
 interface Flight {
@@ -115,6 +120,8 @@ interface Flight {
 
 // Grants handed to callers always carry an access token: one without is never usable, so it is refreshed first.
 const accessTokenOf = (grant: Grant): Redacted.Redacted<string> => grant.accessToken!
+// Only called once a refresh has been made with it.
+const refreshTokenOf = (grant: Grant): Redacted.Redacted<string> => grant.refreshToken!
 
 const invalidGrantOf = (grant: Grant): Errors.InvalidGrant =>
   new Errors.InvalidGrant(
@@ -147,6 +154,16 @@ export const make = (
       : undefined
     const serverAddress = new URL(endpoint.url).hostname
 
+    const clientPauseMillis = Duration.toMillis(options.invalidClientPause ?? Duration.seconds(30))
+    let clientPause: { readonly error: Errors.RefreshError; readonly until: number } | undefined
+    const recentFailures = new Map<
+      string,
+      { readonly error: Errors.RefreshError; readonly refreshToken: string; readonly until: number }
+    >()
+    const clearIntentFor = (key: string, grant: Grant, written: { version: number; intent: boolean }) =>
+      written.intent
+        ? store.compareAndSet(key, written.version, withoutIntent(grant)).pipe(Effect.ignore)
+        : Effect.void
     const cache = new Map<string, CacheEntry>()
     const flights = new Map<string, Flight>()
     const lastForcedAt = new Map<string, number>()
@@ -231,8 +248,15 @@ export const make = (
     }
 
     /** The token request with retries. Returns the response and how many attempts it took. */
-    const exchange = (refreshToken: Redacted.Redacted<string>, attempts: { count: number }) =>
-      Effect.suspend(() => endpoint.refresh({ refreshToken, attempt: ++attempts.count })).pipe(
+    /**
+     * The token request with retries. `sentAt` is when the successful attempt was sent: `expires_in` counts from the
+     * server's clock at issue time, so counting from our send time never overestimates the lifetime.
+     */
+    const exchange = (refreshToken: Redacted.Redacted<string>, attempts: { count: number; sentAt: number }) =>
+      Effect.suspend(() => {
+        attempts.sentAt = clock.unsafeCurrentTimeMillis()
+        return endpoint.refresh({ refreshToken, attempt: ++attempts.count })
+      }).pipe(
         Effect.retry(retrySchedule()),
         limiter.withPermits(1)
       )
@@ -298,6 +322,15 @@ export const make = (
         const refreshToken = current.refreshToken
         if (refreshToken === undefined) return yield* new Errors.NoRefreshToken()
         if (trigger._tag !== "due") lastForcedAt.set(key, clock.unsafeCurrentTimeMillis())
+        const now = clock.unsafeCurrentTimeMillis()
+        if (clientPause !== undefined && now < clientPause.until) return yield* Effect.fail(clientPause.error)
+        const recent = recentFailures.get(key)
+        if (recent !== undefined) {
+          if (now < recent.until && recent.refreshToken === Redacted.value(refreshToken)) {
+            return yield* Effect.fail(recent.error)
+          }
+          recentFailures.delete(key)
+        }
         if (recovering) {
           yield* Effect.logWarning(
             "renew: a previous refresh of this grant never finished (did a process die?); retrying with the stored refresh token"
@@ -316,8 +349,9 @@ export const make = (
         return yield* Effect.uninterruptibleMask((restore) =>
           Effect.gen(function*() {
             const response = yield* restore(exchange(refreshToken, outcome.attempts))
-            const now = clock.unsafeCurrentTimeMillis()
-            const next = yield* learnRefreshTokenExpiry(grantFromResponse(response, current, { now, defaultLifetime }))
+            const next = yield* learnRefreshTokenExpiry(
+              grantFromResponse(response, current, { now: outcome.attempts.sentAt, defaultLifetime })
+            )
             const stored = yield* store.compareAndSet(key, written.version, next)
             remember(key, stored)
             outcome.value = "success"
@@ -331,15 +365,29 @@ export const make = (
               ? Effect.succeed(withInvalidGrantReason(error, "rotation_lost"))
               : diagnose(current, error)
             return diagnosed.pipe(
-              Effect.tap((diagnosed) => markReauthRequired(key, current, written.version, diagnosed)),
+              Effect.tap((diagnosed) =>
+                // The server says the token is alive (e.g. it belongs to another client): a configuration problem,
+                // not a dead grant. Keep the grant; answer from memory for a while instead of asking again.
+                diagnosed.reason === "unknown"
+                  ? Effect.sync(() =>
+                    recentFailures.set(key, {
+                      error: diagnosed,
+                      refreshToken: Redacted.value(refreshTokenOf(current)),
+                      until: clock.unsafeCurrentTimeMillis() + cooldownMillis
+                    })
+                  ).pipe(Effect.zipRight(clearIntentFor(key, current, written)))
+                  : markReauthRequired(key, current, written.version, diagnosed)
+              ),
               Effect.flatMap(Effect.fail)
             )
           }
           // The server surely did not rotate: drop the intent. After a timeout, a reset or a garbled 2xx it may
           // have, so the intent stays for the next holder to resolve.
-          const clearIntent = written.intent && !ambiguous(error)
-            ? store.compareAndSet(key, written.version, withoutIntent(current)).pipe(Effect.ignore)
-            : Effect.void
+          if (error._tag === "InvalidClient") {
+            // Wrong credentials fail every grant of this client alike: pause the client instead of asking again.
+            clientPause = { error, until: clock.unsafeCurrentTimeMillis() + clientPauseMillis }
+          }
+          const clearIntent = ambiguous(error) ? Effect.void : clearIntentFor(key, current, written)
           const now = clock.unsafeCurrentTimeMillis()
           if (trigger._tag === "due" && error.retryable && !isExpired(current, now)) {
             // The token still works: serve it and try again shortly instead of failing the caller.
@@ -382,7 +430,7 @@ export const make = (
 
     /** One refresh of one key, shared by every caller that asks while it runs. */
     const runFlight = (key: string, trigger: Trigger, flight: Flight): Effect.Effect<Grant, Errors.RefreshError> => {
-      const outcome: Outcome = { value: "cached", attempts: { count: 0 } }
+      const outcome: Outcome = { value: "cached", attempts: { count: 0, sentAt: 0 } }
       return Effect.gen(function*(): Effect.fn.Return<Grant, Errors.RefreshError> {
         const before = yield* load(key)
         if (usable(key, before, trigger, clock.unsafeCurrentTimeMillis())) {
@@ -486,6 +534,7 @@ export const make = (
         const written = yield* store.compareAndSet(key, version, grant)
         remember(key, written)
         lastForcedAt.delete(key)
+        recentFailures.delete(key)
         return written
       }).pipe(Effect.retry({ times: 3, while: (error) => error._tag === "StaleWrite" }))
 

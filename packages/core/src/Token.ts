@@ -158,6 +158,8 @@ export const grantFromInput = (
  * - A response without `refresh_token` keeps the previous one (RFC 6749 §6 lets servers omit it; Google does).
  * - A response without `scope` keeps the previous scope (RFC 6749 §5.1: omitted when identical).
  * - A response without `expires_in` gets `defaultLifetime`.
+ * - `now` should be when the request was sent, and one second is taken off `expires_in` (its granularity), so the
+ *   computed expiry is never later than the server's.
  *
  * The returned grant carries the previous `version`; the store bumps it on write.
  *
@@ -169,8 +171,10 @@ export const grantFromResponse = (
   previous: Grant,
   options: { readonly now: number; readonly defaultLifetime: Duration.DurationInput }
 ): Grant => {
+  // `expires_in` has one-second granularity: servers derive it from whole-second timestamps (exp = floor(now) + ttl),
+  // so the token may expire up to a second sooner than `now + expires_in`. Count a second less (at most half).
   const lifetimeMillis = response.expires_in !== undefined
-    ? response.expires_in * 1000
+    ? Math.max(response.expires_in * 1000 - 1000, response.expires_in * 500)
     : Duration.toMillis(options.defaultLifetime)
   const refreshToken = response.refresh_token ?? previous.refreshToken
   const refreshTokenExpiresAt = response.refresh_token === undefined

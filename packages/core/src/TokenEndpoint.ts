@@ -265,7 +265,12 @@ export const make = (
               : {})
           })
         ),
-        Metric.trackDuration(Telemetry.attemptDuration.pipe(Metric.mapInput(Duration.toMillis))),
+        // Every attempt, failed ones included (Metric.trackDuration records successes only).
+        (attempt) =>
+          Effect.flatMap(Clock.currentTimeNanos, (start) =>
+            Effect.onExit(attempt, () =>
+              Effect.flatMap(Clock.currentTimeNanos, (end) =>
+                Metric.update(Telemetry.attemptDuration, Number(end - start) / 1_000_000)))),
         Effect.withSpan(Telemetry.SpanNames.attempt, {
           kind: "client",
           attributes: {

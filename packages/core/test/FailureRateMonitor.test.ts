@@ -93,7 +93,8 @@ describe("FailureRateMonitor", () => {
           ))
         )
       )
-      const layer = Refresher.layer().pipe(
+      // No client pause here, so every refresh reaches the server.
+      const layer = Refresher.layer({ invalidClientPause: 0 }).pipe(
         Layer.provide(TokenEndpoint.layer({ url: "https://auth.example.com/token", clientId: CLIENT })),
         Layer.provide(FailureRateMonitor.layer(options)),
         Layer.provide(http),

@@ -332,6 +332,24 @@ describe("Refresher", () => {
       }).pipe(Effect.provide(engine(endpoint)))
     }))
 
+  it.scopedLive("InvalidClient pauses the client: other grants fail fast without a request", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      endpoint.script({ kind: "respond", status: 401, body: { error: "invalid_client" } })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired(endpoint, "a")
+        yield* seedExpired(endpoint, "b")
+        assert.strictEqual((yield* Effect.flip(refresher.getAccessToken("a")))._tag, "InvalidClient")
+        assert.strictEqual((yield* Effect.flip(refresher.getAccessToken("b")))._tag, "InvalidClient")
+        assert.strictEqual(endpoint.refreshRequests, 1)
+        // The grants are untouched, and the pause ends.
+        yield* Effect.sleep("250 millis")
+        const token = yield* refresher.getAccessToken("b")
+        assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
+      }).pipe(Effect.provide(engine(endpoint, { refresher: { invalidClientPause: "200 millis" } })))
+    }))
+
   it.scopedLive("typed errors for a missing grant and a grant without refresh token", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint()

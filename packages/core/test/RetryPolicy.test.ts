@@ -422,7 +422,8 @@ describe("Token.grantFromResponse", () => {
     expect(Redacted.value(next.refreshToken)).toBe("rt_previous")
     expect(next.scope).toBe("api:read api:write")
     expect(next.issuedAt).toBe(5_000_000)
-    expect(next.expiresAt).toBe(5_600_000)
+    // Issued at 5,000 s with expires_in 600 s, less the one second of expires_in granularity.
+    expect(next.expiresAt).toBe(5_599_000)
     expect(next.version).toBe(7)
   })
 
