@@ -136,10 +136,17 @@ const invalidGrantOf = (grant: Grant): Errors.InvalidGrant =>
  */
 export const make = (
   options: RefresherOptions = {}
-): Effect.Effect<Refresher["Type"], never, TokenStore | TokenEndpoint | Scope.Scope> =>
+): Effect.Effect<Refresher["Type"], Errors.ConfigurationError, TokenStore | TokenEndpoint | Scope.Scope> =>
   Effect.gen(function*() {
     const store = yield* TokenStore
     const endpoint = yield* TokenEndpoint
+    // LK-4: an attempt plus the write of its outcome must fit in the lease, with a second to spare.
+    if (store.leaseTtlMillis !== undefined && endpoint.timeoutMillis + 1000 >= store.leaseTtlMillis) {
+      return yield* new Errors.ConfigurationError({
+        option: "timeout",
+        detail: `the per-attempt timeout (${endpoint.timeoutMillis} ms) plus 1 s to persist must be shorter than the store's lease TTL (${store.leaseTtlMillis} ms); lower the timeout or raise the lease TTL`
+      })
+    }
     const monitor = yield* Effect.serviceOption(FailureRateMonitor)
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
@@ -613,5 +620,7 @@ const spanEvent = (name: string, attributes: Record<string, unknown>) =>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: RefresherOptions = {}): Layer.Layer<Refresher, never, TokenStore | TokenEndpoint> =>
+export const layer = (
+  options: RefresherOptions = {}
+): Layer.Layer<Refresher, Errors.ConfigurationError, TokenStore | TokenEndpoint> =>
   Layer.scoped(Refresher, make(options))

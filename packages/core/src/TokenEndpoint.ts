@@ -96,6 +96,8 @@ export class TokenEndpoint extends Context.Tag("@renew/core/TokenEndpoint")<Toke
   readonly host: string
   readonly clientId: string
   readonly authMethod: AuthMethod
+  /** Budget of one attempt. */
+  readonly timeoutMillis: number
   /** One refresh attempt: one HTTP request, classified. */
   readonly refresh: (request: RefreshRequest) => Effect.Effect<TokenResponse, Errors.RefreshError>
   /**
@@ -318,7 +320,15 @@ export const make = (
       )
     }
 
-    return TokenEndpoint.of({ url: url.href, host, clientId: options.clientId, authMethod, refresh, introspect })
+    return TokenEndpoint.of({
+      url: url.href,
+      host,
+      clientId: options.clientId,
+      authMethod,
+      timeoutMillis,
+      refresh,
+      introspect
+    })
   })
 
 /**

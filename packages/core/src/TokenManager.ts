@@ -16,7 +16,7 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
-import type * as Errors from "./RefreshError.js"
+import * as Errors from "./RefreshError.js"
 import * as Refresher from "./Refresher.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 import type { GrantInput } from "./Token.js"
@@ -44,8 +44,12 @@ export interface TokenManagerOptions {
   /** Per-attempt timeout in milliseconds. Default 10000. */
   readonly timeoutMs?: number | undefined
   readonly retry?: RetryPolicy.RetryPolicyOptions | Schedule.Schedule<unknown, Errors.RefreshError> | undefined
-  /** Where grants live. Default: in memory (lost on restart). */
-  readonly store?: Layer.Layer<TokenStore.TokenStore, unknown> | undefined
+  /**
+   * Where grants live: a SQLite file path (durable, shared by the processes of one machine; needs the
+   * `@renew/store-sqlite` package), any TokenStore layer (Redis, PostgreSQL, …), or by default memory (lost on
+   * restart).
+   */
+  readonly store?: string | Layer.Layer<TokenStore.TokenStore, unknown> | undefined
   /** The HTTP client. Default: `fetch`. */
   readonly httpClient?: Layer.Layer<HttpClient.HttpClient> | undefined
 }
@@ -64,6 +68,32 @@ export interface TokenManager {
   readonly removeGrant: (key: string) => Promise<void>
   /** Stops background work and releases the store. Pending refreshes are interrupted. */
   readonly dispose: () => Promise<void>
+}
+
+// A variable specifier: core must not depend on the store package (which depends on core) at build time.
+const SQLITE_STORE_PACKAGE = "@renew/store-sqlite"
+
+interface SqliteStoreModule {
+  readonly SqliteTokenStore: {
+    readonly layer: (options: { readonly filename: string }) => Layer.Layer<TokenStore.TokenStore, unknown>
+  }
+}
+
+const storeLayer = (
+  store: TokenManagerOptions["store"]
+): Layer.Layer<TokenStore.TokenStore, unknown> => {
+  if (store === undefined) return TokenStore.layerMemory
+  if (typeof store !== "string") return store
+  return Layer.unwrapEffect(
+    Effect.tryPromise({
+      try: () => import(SQLITE_STORE_PACKAGE) as Promise<SqliteStoreModule>,
+      catch: () =>
+        new Errors.ConfigurationError({
+          option: "store",
+          detail: `a file path needs the SQLite store: npm install ${SQLITE_STORE_PACKAGE}`
+        })
+    }).pipe(Effect.map((module) => module.SqliteTokenStore.layer({ filename: store })))
+  )
 }
 
 /**
@@ -112,7 +142,7 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   }).pipe(
     Layer.provide(TokenEndpoint.layer(endpointOptions)),
     Layer.provide(options.httpClient ?? FetchHttpClient.layer),
-    Layer.provide(options.store ?? TokenStore.layerMemory)
+    Layer.provide(storeLayer(options.store))
   )
   const runtime = ManagedRuntime.make(layer)
   // Resolved on first use; afterwards the cached path never enters the runtime.

@@ -25,6 +25,11 @@ export class TokenStore extends Context.Tag("@renew/core/TokenStore")<TokenStore
    * recovered by the next holder.
    */
   readonly durability: Durability
+  /**
+   * Lifetime of the store's cross-process lease, if it has one. The engine refuses a per-attempt timeout that does
+   * not fit in it (LK-4): a holder must be able to finish an attempt and persist before its lease could lapse.
+   */
+  readonly leaseTtlMillis?: number | undefined
   readonly get: (key: string) => Effect.Effect<Option.Option<Grant>, StoreError>
   /**
    * Writes `grant` if the stored version is `expectedVersion` (`undefined`: only if there is no grant). The written

@@ -390,7 +390,14 @@ export const make = (
         (owner) => release(key, owner)
       )
 
-    return TokenStore.TokenStore.of({ durability: "durable", get, compareAndSet, delete: remove, withLock })
+    return TokenStore.TokenStore.of({
+      durability: "durable",
+      leaseTtlMillis,
+      get,
+      compareAndSet,
+      delete: remove,
+      withLock
+    })
   })
 
 /**
