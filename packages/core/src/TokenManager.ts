@@ -138,7 +138,8 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     defaultLifetime: options.defaultLifetimeSeconds !== undefined
       ? Duration.seconds(options.defaultLifetimeSeconds)
       : undefined,
-    retry: options.retry
+    retry: options.retry,
+    coarseClock: true
   }).pipe(
     Layer.provide(TokenEndpoint.layer(endpointOptions)),
     Layer.provide(options.httpClient ?? FetchHttpClient.layer),
@@ -147,6 +148,7 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   const runtime = ManagedRuntime.make(layer)
   // Resolved on first use; afterwards the cached path never enters the runtime.
   let engine: Refresher.Refresher["Type"] | undefined
+  const inFlight = new Map<string, Promise<string>>()
 
   const run = <A>(f: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, unknown>): Promise<A> =>
     runtime.runPromiseExit(Effect.flatMap(Refresher.Refresher, (resolved) => {
@@ -159,7 +161,15 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     getAccessToken: (key) => {
       const hit = engine?.unsafeCachedAccessToken(key)
       if (hit !== undefined) return Promise.resolve(Redacted.value(hit))
-      return run((engine) => Effect.map(engine.getAccessToken(key), Redacted.value))
+      // Callers arriving while a token is being fetched share one promise instead of starting a fiber each.
+      let pending = inFlight.get(key)
+      if (pending === undefined) {
+        pending = run((engine) => Effect.map(engine.getAccessToken(key), Redacted.value)).finally(() =>
+          inFlight.delete(key)
+        )
+        inFlight.set(key, pending)
+      }
+      return pending
     },
     refresh: (key) => run((engine) => Effect.asVoid(engine.refresh(key))),
     removeGrant: (key) => run((engine) => engine.removeGrant(key)),

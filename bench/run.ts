@@ -1,0 +1,59 @@
+/**
+ * Runs every benchmark and prints a summary table. Exits non-zero only when a benchmark crashes; a missed target is
+ * reported as FAIL in the table but is not an error.
+ *
+ * npm run bench   (= tsx bench/run.ts)
+ */
+import { printFastPath, runFastPath } from "./fast-path.js"
+import { printHerd, runHerd } from "./herd.js"
+import { fmt, signed } from "./support.js"
+
+interface Row {
+  readonly benchmark: string
+  readonly measured: string
+  readonly target: string
+  readonly result: string
+}
+
+const printTable = (rows: ReadonlyArray<Row>) => {
+  const columns = ["benchmark", "measured", "target", "result"] as const
+  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => row[column].length)))
+  const line = (cells: ReadonlyArray<string>) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()
+  console.log(line(columns))
+  console.log(line(widths.map((width) => "-".repeat(width))))
+  for (const row of rows) console.log(line(columns.map((column) => row[column])))
+}
+
+const main = async () => {
+  const started = performance.now()
+  const fastPath = await runFastPath()
+  printFastPath(fastPath)
+  console.log()
+  const herd = await runHerd()
+  printHerd(herd)
+  console.log()
+
+  const rows: Array<Row> = [
+    ...fastPath.map((r) => ({
+      benchmark: `fast path, ${r.name}`,
+      measured: `${fmt(r.subjectNsPerOp)} vs ${fmt(r.baselineNsPerOp)} ns/op = ${fmt(r.ratio, 2)}×`,
+      target: `≤ ${r.target}×`,
+      result: r.pass ? "PASS" : "FAIL"
+    })),
+    ...herd.map((r) => ({
+      benchmark: `herd, ${r.name}`,
+      measured: `${r.median.requests ?? "-"} req, p50 ${signed(r.median.p50OverheadMs)} ms, ` +
+        `p99 ${signed(r.median.p99OverheadMs)} ms, wall ${fmt(r.median.wallMs)} ms`,
+      target: r.hasTarget ? "1 req, p99 ≤ +10 ms" : "-",
+      result: r.hasTarget ? (r.pass ? "PASS" : "FAIL") : "ref"
+    }))
+  ]
+  console.log(`summary (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ` +
+    `${fmt((performance.now() - started) / 1000)} s)`)
+  printTable(rows)
+}
+
+main().catch((error: unknown) => {
+  console.error("benchmark crashed:", error)
+  process.exitCode = 1
+})
