@@ -6,6 +6,7 @@
  */
 import { printFastPath, runFastPath } from "./fast-path.js"
 import { printHerd, runHerd } from "./herd.js"
+import { printStore, runStore } from "./store.js"
 import { fmt, signed } from "./support.js"
 
 interface Row {
@@ -32,6 +33,10 @@ const main = async () => {
   const herd = await runHerd()
   printHerd(herd)
   console.log()
+  const stores = await runStore()
+  printStore(stores)
+  console.log()
+  const memory = stores.find((r) => r.name === "memory")!
 
   const rows: Array<Row> = [
     ...fastPath.map((r) => ({
@@ -46,6 +51,14 @@ const main = async () => {
         `p99 ${signed(r.median.p99OverheadMs)} ms, wall ${fmt(r.median.wallMs)} ms`,
       target: r.hasTarget ? "1 req, p99 ≤ +10 ms" : "-",
       result: r.hasTarget ? (r.pass ? "PASS" : "FAIL") : "ref"
+    })),
+    ...stores.filter((r) => r.name !== "memory").map((r) => ({
+      benchmark: `store, ${r.name} vs memory`,
+      measured: `get ${fmt(r.getPerSecond / memory.getPerSecond, 3)}×, cas ${
+        fmt(r.casPerSecond / memory.casPerSecond, 2)
+      }×, refresh under lease ${fmt(r.refreshPerSecond / memory.refreshPerSecond, 2)}× (${fmt(r.refreshPerSecond, 0)}/s)`,
+      target: "-",
+      result: "ref"
     }))
   ]
   console.log(`summary (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ` +
