@@ -205,7 +205,7 @@ export const make = (
       ? () => {
         if (turnNow === undefined) {
           turnNow = clock.unsafeCurrentTimeMillis()
-          setImmediate(resetTurn)
+          nextTurn(resetTurn)
         }
         return turnNow
       }
@@ -640,6 +640,11 @@ const ambiguous = (error: Errors.RefreshError): boolean =>
   error._tag === "Timeout" || error._tag === "NetworkError" || error._tag === "MalformedResponse"
 
 const noTags: ReadonlyArray<never> = []
+
+// After the current event-loop turn: setImmediate on Node, a zero timeout elsewhere.
+const nextTurn: (f: () => void) => void = typeof setImmediate === "function"
+  ? (f) => void setImmediate(f)
+  : (f) => void setTimeout(f, 0)
 
 const spanEvent = (name: string, attributes: Record<string, unknown>) =>
   Effect.flatMap(
