@@ -244,48 +244,42 @@ export const make = (
       }
     }
 
+    // Each retry decision is a metric and an event on the refresh span.
+    const retried = (attempt: number, errorTag: string, delayMillis: number, retryAfterMillis?: number) =>
+      Effect.zipRight(
+        Metric.increment(Telemetry.retries),
+        spanEvent(Telemetry.Events.retry, {
+          [Telemetry.Attributes.attempt]: attempt,
+          [Telemetry.Attributes.errorType]: errorTag,
+          [Telemetry.Attributes.retryDelayMillis]: delayMillis,
+          ...(retryAfterMillis !== undefined ? { [Telemetry.Attributes.retryAfterMillis]: retryAfterMillis } : {})
+        })
+      )
+    const gaveUp = (attempt: number, errorTag: string, reason?: string) =>
+      spanEvent(Telemetry.Events.giveUp, {
+        [Telemetry.Attributes.attempt]: attempt,
+        [Telemetry.Attributes.errorType]: errorTag,
+        ...(reason !== undefined ? { "renew.retry.give_up_reason": reason } : {})
+      })
+
     const retrySchedule = (): Schedule.Schedule<unknown, Errors.RefreshError> => {
       if (policy !== undefined) {
         return Schedule.tapOutput(policy, (decision) =>
           decision._tag === "Retry"
-            ? Effect.zipRight(
-              Metric.increment(Telemetry.retries),
-              spanEvent(Telemetry.Events.retry, {
-                [Telemetry.Attributes.attempt]: decision.attempt,
-                [Telemetry.Attributes.errorType]: decision.errorTag,
-                [Telemetry.Attributes.retryDelayMillis]: decision.delayMillis,
-                ...(decision.retryAfterMillis !== undefined
-                  ? { [Telemetry.Attributes.retryAfterMillis]: decision.retryAfterMillis }
-                  : {})
-              })
-            )
-            : spanEvent(Telemetry.Events.giveUp, {
-              [Telemetry.Attributes.attempt]: decision.attempt,
-              [Telemetry.Attributes.errorType]: decision.errorTag,
-              "renew.retry.give_up_reason": decision.reason
-            }))
+            ? retried(decision.attempt, decision.errorTag, decision.delayMillis, decision.retryAfterMillis)
+            : gaveUp(decision.attempt, decision.errorTag, decision.reason))
       }
+      // A schedule of the user's: the delay is read off its decision.
       let attempt = 0
       return Schedule.onDecision(customSchedule!, (error, decision) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           attempt++
           return decision._tag === "Continue"
-            ? Effect.zipRight(
-              Metric.increment(Telemetry.retries),
-              spanEvent(Telemetry.Events.retry, {
-                [Telemetry.Attributes.attempt]: attempt,
-                [Telemetry.Attributes.errorType]: error._tag,
-                [Telemetry.Attributes.retryDelayMillis]: ScheduleIntervals.start(decision.intervals) - now
-              })
-            )
-            : spanEvent(Telemetry.Events.giveUp, {
-              [Telemetry.Attributes.attempt]: attempt,
-              [Telemetry.Attributes.errorType]: error._tag
-            })
+            ? retried(attempt, error._tag, ScheduleIntervals.start(decision.intervals) - now)
+            : gaveUp(attempt, error._tag)
         }))
     }
 
-    /** The token request with retries. Returns the response and how many attempts it took. */
     /**
      * The token request with retries. `sentAt` is when the successful attempt was sent: `expires_in` counts from the
      * server's clock at issue time, so counting from our send time never overestimates the lifetime.
