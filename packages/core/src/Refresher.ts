@@ -311,22 +311,30 @@ export const make = (
           })
         )
 
-    /** Every `invalid_grant` looks the same on the wire; a known expiry or introspection tells the reason. */
-    const diagnose = (grant: Grant, error: Errors.InvalidGrant): Effect.Effect<Errors.InvalidGrant> =>
+    /**
+     * Every `invalid_grant` looks the same on the wire; a known expiry or introspection tells the reason, and whether
+     * the refresh token is in fact still alive (rejected for another reason: another client's token, a policy).
+     */
+    const diagnose = (
+      grant: Grant,
+      error: Errors.InvalidGrant
+    ): Effect.Effect<{ readonly error: Errors.InvalidGrant; readonly alive: boolean }> =>
       Effect.suspend(() => {
-        if (error.reason !== undefined || grant.refreshToken === undefined) return Effect.succeed(error)
-        const withReason = (reason: NonNullable<Errors.InvalidGrant["reason"]>) => withInvalidGrantReason(error, reason)
+        const dead = (error: Errors.InvalidGrant) => ({ error, alive: false })
+        if (error.reason !== undefined || grant.refreshToken === undefined) return Effect.succeed(dead(error))
         const knownExpiry = grant.refreshTokenExpiresAt
         if (knownExpiry !== undefined && knownExpiry <= clock.unsafeCurrentTimeMillis()) {
-          return Effect.succeed(withReason("expired"))
+          return Effect.succeed(dead(withInvalidGrantReason(error, "expired")))
         }
         return Effect.map(
           endpoint.introspect(grant.refreshToken),
           Option.match({
-            onNone: () => error,
-            // Still active: rejected for another reason (another client's token, a server policy).
-            // Inactive before its known expiry: revoked (or consumed by a rotation elsewhere).
-            onSome: (verdict) => withReason(!verdict.active && knownExpiry !== undefined ? "revoked" : "unknown")
+            onNone: () => dead(error),
+            onSome: (verdict) =>
+              verdict.active
+                ? { error: withInvalidGrantReason(error, "unknown"), alive: true }
+                // Inactive before its known expiry: revoked (or consumed by a rotation elsewhere).
+                : dead(withInvalidGrantReason(error, knownExpiry !== undefined ? "revoked" : "unknown"))
           })
         )
       })
@@ -394,23 +402,23 @@ export const make = (
         Effect.catchAll((error): Effect.Effect<Grant, Errors.RefreshError> => {
           if (error._tag === "InvalidGrant") {
             const diagnosed = recovering
-              ? Effect.succeed(withInvalidGrantReason(error, "rotation_lost"))
+              ? Effect.succeed({ error: withInvalidGrantReason(error, "rotation_lost"), alive: false })
               : diagnose(current, error)
             return diagnosed.pipe(
-              Effect.tap((diagnosed) =>
+              Effect.tap(({ alive, error }) =>
                 // The server says the token is alive (e.g. it belongs to another client): a configuration problem,
                 // not a dead grant. Keep the grant; answer from memory for a while instead of asking again.
-                diagnosed.reason === "unknown"
+                alive
                   ? Effect.sync(() =>
                     recentFailures.set(key, {
-                      error: diagnosed,
+                      error,
                       refreshToken: Redacted.value(refreshTokenOf(current)),
                       until: clock.unsafeCurrentTimeMillis() + cooldownMillis
                     })
                   ).pipe(Effect.zipRight(clearIntentFor(key, current, written)))
-                  : markReauthRequired(key, current, written.version, diagnosed)
+                  : markReauthRequired(key, current, written.version, error)
               ),
-              Effect.flatMap(Effect.fail)
+              Effect.flatMap(({ error }) => Effect.fail(error))
             )
           }
           // The server surely did not rotate: drop the intent. After a timeout, a reset or a garbled 2xx it may
