@@ -373,7 +373,7 @@ export const make = (
         }
         if (recovering) {
           yield* Effect.logWarning(
-            "renew: a previous refresh of this grant never finished (did a process die?); retrying with the stored refresh token"
+            "renew: a previous refresh of this grant has no recorded outcome (a process died mid-refresh, or its answer was lost to a timeout or reset); retrying once with the stored refresh token"
           )
         }
         if (store.durability !== "memory") {
@@ -423,7 +423,7 @@ export const make = (
           }
           // The server surely did not rotate: drop the intent. After a timeout, a reset or a garbled 2xx it may
           // have, so the intent stays for the next holder to resolve.
-          if (error._tag === "InvalidClient") {
+          if (error._tag === "InvalidClient" && outcome.attempts.count > 0) {
             // Wrong credentials fail every grant of this client alike: pause the client instead of asking again.
             clientPause = { error, until: clock.unsafeCurrentTimeMillis() + clientPauseMillis }
           }
@@ -488,6 +488,13 @@ export const make = (
             }
             return yield* refreshLocked(key, current, trigger, outcome)
           })
+        ).pipe(
+          // SF-4: the holder may have stored a fresh grant while we waited; use it rather than fail.
+          Effect.catchTag("LockTimeout", (timeout) =>
+            Effect.flatMap(load(key), (grant) =>
+              usable(key, grant, trigger, clock.unsafeCurrentTimeMillis())
+                ? Effect.as(Effect.sync(() => remember(key, grant)), grant)
+                : Effect.fail(timeout)))
         )
       }).pipe(
         Effect.onExit((exit) => {

@@ -109,6 +109,14 @@ export interface GrantInput {
   readonly tokenType?: string | undefined
 }
 
+/**
+ * An `expires_in` in millis. It has one-second granularity (servers derive it from whole-second timestamps:
+ * exp = floor(now) + ttl), so a token may expire up to a second sooner than `now + expires_in`: count a second less,
+ * but never less than half.
+ */
+const lifetimeOf = (expiresInSeconds: number): number =>
+  Math.max(expiresInSeconds * 1000 - 1000, expiresInSeconds * 500)
+
 /** A secret given as a string or Redacted; an empty one counts as absent. */
 const asSecret = (value: string | Redacted.Redacted<string> | undefined): Redacted.Redacted<string> | undefined => {
   if (value === undefined) return undefined
@@ -140,7 +148,7 @@ export const grantFromInput = (
     }
   }
   const expiresAt = accessToken === undefined ? options.now : input.expiresAt ??
-    options.now + (input.expiresIn !== undefined ? input.expiresIn * 1000 : Duration.toMillis(options.defaultLifetime))
+    options.now + (input.expiresIn !== undefined ? lifetimeOf(input.expiresIn) : Duration.toMillis(options.defaultLifetime))
   return Either.right(new Grant({
     ...(accessToken !== undefined ? { accessToken } : {}),
     ...(refreshToken !== undefined ? { refreshToken } : {}),
@@ -171,10 +179,8 @@ export const grantFromResponse = (
   previous: Grant,
   options: { readonly now: number; readonly defaultLifetime: Duration.DurationInput }
 ): Grant => {
-  // `expires_in` has one-second granularity: servers derive it from whole-second timestamps (exp = floor(now) + ttl),
-  // so the token may expire up to a second sooner than `now + expires_in`. Count a second less (at most half).
   const lifetimeMillis = response.expires_in !== undefined
-    ? Math.max(response.expires_in * 1000 - 1000, response.expires_in * 500)
+    ? lifetimeOf(response.expires_in)
     : Duration.toMillis(options.defaultLifetime)
   const refreshToken = response.refresh_token ?? previous.refreshToken
   const refreshTokenExpiresAt = response.refresh_token === undefined

@@ -343,11 +343,41 @@ describe("Refresher", () => {
         assert.strictEqual((yield* Effect.flip(refresher.getAccessToken("a")))._tag, "InvalidClient")
         assert.strictEqual((yield* Effect.flip(refresher.getAccessToken("b")))._tag, "InvalidClient")
         assert.strictEqual(endpoint.refreshRequests, 1)
-        // The grants are untouched, and the pause ends.
-        yield* Effect.sleep("250 millis")
+        // Failing fast during the pause does not extend it: it ends 200 ms after the real failure.
+        yield* Effect.sleep("120 millis")
+        assert.strictEqual((yield* Effect.flip(refresher.getAccessToken("b")))._tag, "InvalidClient")
+        yield* Effect.sleep("120 millis")
+        // The grants are untouched.
         const token = yield* refresher.getAccessToken("b")
         assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
       }).pipe(Effect.provide(engine(endpoint, { refresher: { invalidClientPause: "200 millis" } })))
+    }))
+
+  it.scopedLive("a lock timeout after another holder stored a fresh grant serves that grant (SF-4)", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      const inner = yield* TokenStore.makeMemory
+      // Another process holds the lease for too long, but stores its refresh before we give up.
+      const store = TokenStore.TokenStore.of({
+        ...inner,
+        withLock: (key) =>
+          Effect.gen(function*() {
+            const current = Option.getOrThrow(yield* inner.get(key))
+            yield* inner.compareAndSet(
+              key,
+              current.version,
+              new Token.Grant({ ...current, accessToken: Redacted.make("at_from_other_holder"), expiresAt: Date.now() + 3_600_000 })
+            )
+            return yield* new RefreshError.LockTimeout({ waitedMillis: 60_000 })
+          }) as never
+      })
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired(endpoint, KEY)
+        const token = yield* refresher.getAccessToken(KEY)
+        assert.strictEqual(Redacted.value(token), "at_from_other_holder")
+        assert.strictEqual(endpoint.refreshRequests, 0)
+      }).pipe(Effect.provide(engine(endpoint, { store: Layer.succeed(TokenStore.TokenStore, store) })))
     }))
 
   it.scopedLive("typed errors for a missing grant and a grant without refresh token", () =>

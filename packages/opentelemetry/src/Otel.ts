@@ -387,7 +387,9 @@ export const withTraceIds = <Message, Output>(self: Logger.Logger<Message, Outpu
  * @since 0.1.0
  * @category logging
  */
-export const logger: Layer.Layer<never> = Logger.replace(
-  Logger.defaultLogger,
-  Logger.withConsoleLog(withTraceIds(Logger.stringLogger))
+export const logger: Layer.Layer<never> = Layer.merge(
+  Logger.replace(Logger.defaultLogger, Logger.withConsoleLog(withTraceIds(Logger.stringLogger))),
+  // `NodeRuntime.runMain` installs its pretty logger instead of the default one: replace that too, or every line
+  // would be printed twice.
+  Logger.remove(Logger.prettyLoggerDefault)
 )

@@ -15,17 +15,16 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { RefreshError, Token, TokenStore } from "@renew/core"
+import * as Cipher from "@renew/store-kit/Cipher"
+import * as Lease from "@renew/store-kit/Lease"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 
@@ -33,12 +32,7 @@ import * as Path from "node:path"
  * @since 0.1.0
  * @category models
  */
-export interface Encryption {
-  /** Keys by id: 32 random bytes, base64-encoded (`openssl rand -base64 32`). */
-  readonly keys: Readonly<Record<string, Redacted.Redacted<string>>>
-  /** The key new writes use. Rows written with another listed key stay readable: that is key rotation. */
-  readonly activeKeyId: string
-}
+export type Encryption = Cipher.Encryption
 
 /**
  * @since 0.1.0
@@ -125,52 +119,6 @@ const explain = (filename: string, cause: unknown): string => {
 const causeOf = (error: SqlError | unknown): unknown =>
   typeof error === "object" && error !== null && "cause" in error ? (error as { cause: unknown }).cause : error
 
-// AES-256-GCM. The grant key and column name are authenticated data, so a ciphertext moved to another row or
-// column fails to decrypt instead of yielding a wrong token.
-const makeCipher = (encryption: Encryption | undefined) => {
-  if (encryption === undefined) return undefined
-  const keys = new Map<string, Buffer>()
-  for (const [id, value] of Object.entries(encryption.keys)) {
-    const key = Buffer.from(Redacted.value(value), "base64")
-    if (key.length !== 32) {
-      throw new RefreshError.ConfigurationError({
-        option: `encryption.keys.${id}`,
-        detail: "must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)"
-      })
-    }
-    keys.set(id, key)
-  }
-  if (!keys.has(encryption.activeKeyId)) {
-    throw new RefreshError.ConfigurationError({
-      option: "encryption.activeKeyId",
-      detail: `no key with id ${JSON.stringify(encryption.activeKeyId)} in encryption.keys`
-    })
-  }
-  return {
-    activeKeyId: encryption.activeKeyId,
-    encrypt: (plain: string, aad: string): string => {
-      const iv = Crypto.randomBytes(12)
-      const cipher = Crypto.createCipheriv("aes-256-gcm", keys.get(encryption.activeKeyId)!, iv)
-      cipher.setAAD(Buffer.from(aad))
-      const body = Buffer.concat([cipher.update(plain, "utf8"), cipher.final()])
-      return Buffer.concat([iv, cipher.getAuthTag(), body]).toString("base64")
-    },
-    decrypt: (sealed: string, aad: string, keyId: string): string | undefined => {
-      const key = keys.get(keyId)
-      if (key === undefined) return undefined
-      const raw = Buffer.from(sealed, "base64")
-      const decipher = Crypto.createDecipheriv("aes-256-gcm", key, raw.subarray(0, 12))
-      decipher.setAAD(Buffer.from(aad))
-      decipher.setAuthTag(raw.subarray(12, 28))
-      try {
-        return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString("utf8")
-      } catch {
-        return undefined
-      }
-    }
-  }
-}
-
 /** Creates the file with mode 0600 (and its directory with 0700) before SQLite opens it. */
 const prepareFile = (filename: string): Effect.Effect<void, RefreshError.StoreError> =>
   Effect.try({
@@ -196,7 +144,7 @@ export const make = (
     const leaseTtlMillis = Duration.toMillis(options.leaseTtl ?? Duration.seconds(30))
     const lockWaitMillis = Duration.toMillis(options.lockWaitTimeout ?? Duration.millis(leaseTtlMillis * 2))
     const cipher = yield* Effect.try({
-      try: () => makeCipher(options.encryption),
+      try: () => Cipher.makeCipher(options.encryption),
       catch: (error) => error as RefreshError.ConfigurationError
     })
     yield* prepareFile(filename)
@@ -252,13 +200,8 @@ export const make = (
           const value = row[column]
           if (value === null) return undefined
           if (row.key_id === null) return value
-          if (cipher === undefined) {
-            return new Error(`the grant is encrypted (key id ${row.key_id}) but no encryption keys are configured`)
-          }
-          return cipher.decrypt(value, `${row.key}\u0000${column}`, row.key_id) ??
-            new Error(
-              `cannot decrypt the grant with key id ${row.key_id}: wrong key, or the key is no longer in encryption.keys`
-            )
+          return cipher?.decrypt(value, `${row.key}\u0000${column}`, row.key_id) ??
+            new Error(Cipher.undecryptable(row.key_id, cipher))
         }
         const accessToken = open("access_token")
         const refreshToken = open("refresh_token")
@@ -328,67 +271,42 @@ export const make = (
 
     const remove = (key: string) => run("delete", sql`DELETE FROM renew_grants WHERE key = ${key}`).pipe(Effect.asVoid)
 
-    // Leases. Time is wall-clock milliseconds: every process on the machine reads the same clock.
-    const tryAcquire = (key: string, owner: string) =>
-      Effect.suspend(() => Effect.map(
-        run(
-          "lock",
-          sql`INSERT INTO renew_leases (key, owner, expires_at) VALUES (${key}, ${owner}, ${now() + leaseTtlMillis})
+    // Leases. Time is wall-clock milliseconds: every process on the machine reads the same clock. Each operation is
+    // one statement, which SQLite runs atomically; renewal and release are conditional on the owner (LK-1).
+    const withLock = Lease.makeWithLock({
+      tryAcquire: (key, owner) =>
+        Effect.suspend(() =>
+          run(
+            "lock",
+            sql<{ owner: string; expires_at: number }>`INSERT INTO renew_leases (key, owner, expires_at)
+              VALUES (${key}, ${owner}, ${now() + leaseTtlMillis})
               ON CONFLICT(key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
               WHERE renew_leases.expires_at <= ${now()} OR renew_leases.owner = excluded.owner
-              RETURNING owner`
+              RETURNING owner, expires_at`
+          )
+        ).pipe(
+          Effect.flatMap((rows): Effect.Effect<Lease.Attempt, RefreshError.StoreError> =>
+            rows.length === 1
+              ? Effect.succeed({ acquired: true })
+              : Effect.map(
+                run("lock", sql<{ expires_at: number }>`SELECT expires_at FROM renew_leases WHERE key = ${key}`),
+                (holder) => ({
+                  acquired: false,
+                  ...(holder.length === 1 ? { holderRemainingMillis: Number(holder[0]!.expires_at) - now() } : {})
+                })
+              )
+          )
         ),
-        (rows) => rows.length === 1
-      ))
-
-    // Suspended: the new expiry must be computed at each renewal, not once.
-    const renew = (key: string, owner: string) =>
-      Effect.suspend(() => Effect.map(
-        run(
-          "lock",
-          sql`UPDATE renew_leases SET expires_at = ${now() + leaseTtlMillis} WHERE key = ${key} AND owner = ${owner} RETURNING owner`
-        ),
-        (rows) => rows.length === 1
-      ))
-
-    // Owner-checked: a holder whose lease expired and was taken over cannot release the new holder's lease (LK-1).
-    const release = (key: string, owner: string) =>
-      run("unlock", sql`DELETE FROM renew_leases WHERE key = ${key} AND owner = ${owner}`).pipe(Effect.ignore)
-
-    const acquire = (key: string, owner: string) =>
-      Effect.gen(function*() {
-        const deadline = now() + lockWaitMillis
-        let delay = 5
-        while (true) {
-          if (yield* tryAcquire(key, owner)) return
-          if (now() >= deadline) return yield* new RefreshError.LockTimeout({ waitedMillis: lockWaitMillis })
-          // Jittered backoff so waiting processes do not poll in lockstep.
-          yield* Effect.sleep(Duration.millis(delay * (yield* Random.nextRange(0.5, 1.5))))
-          delay = Math.min(delay * 2, 100)
-        }
-      })
-
-    const withLock = <A, E, R>(key: string, effect: Effect.Effect<A, E, R>) =>
-      Effect.acquireUseRelease(
-        Effect.flatMap(Effect.sync(() => `${process.pid}:${Crypto.randomUUID()}`), (owner) =>
-          Effect.as(acquire(key, owner), owner)),
-        (owner) =>
-          // Renew every third of the TTL while the body runs. A lost lease is not fatal by itself: the grant's
-          // version check still refuses a stale write.
-          Effect.raceFirst(
-            effect,
-            renew(key, owner).pipe(
-              Effect.flatMap((held) =>
-                held ? Effect.void : Effect.logWarning("renew: lost the SQLite lease while refreshing a grant")
-              ),
-              Effect.ignore,
-              Effect.repeat(Schedule.spaced(Duration.millis(leaseTtlMillis / 3))),
-              Effect.delay(Duration.millis(leaseTtlMillis / 3)),
-              Effect.zipRight(Effect.never)
-            )
-          ),
-        (owner) => release(key, owner)
-      )
+      renew: (key, owner) =>
+        Effect.suspend(() =>
+          run(
+            "lock",
+            sql`UPDATE renew_leases SET expires_at = ${now() + leaseTtlMillis} WHERE key = ${key} AND owner = ${owner} RETURNING owner`
+          )
+        ).pipe(Effect.map((rows) => rows.length === 1)),
+      release: (key, owner) =>
+        run("unlock", sql`DELETE FROM renew_leases WHERE key = ${key} AND owner = ${owner}`).pipe(Effect.asVoid)
+    }, { leaseTtlMillis, lockWaitMillis, maxPollMillis: 100, backend: "SQLite" })
 
     return TokenStore.TokenStore.of({
       durability: "durable",

@@ -1,0 +1,58 @@
+/**
+ * Small text helpers: human durations and the last line of defence against printing a secret.
+ *
+ * @internal
+ */
+
+/** `42 ms`, `12 s`, `3m 20s`, `2h 5m`, `3d 4h`. @internal */
+export const formatDuration = (millis: number): string => {
+  const ms = Math.abs(millis)
+  if (ms < 1000) return `${Math.round(ms)} ms`
+  const s = Math.round(ms / 1000)
+  if (s < 60) return `${s} s`
+  const m = Math.floor(s / 60)
+  if (m < 60) return s % 60 === 0 ? `${m}m` : `${m}m ${s % 60}s`
+  const h = Math.floor(m / 60)
+  if (h < 24) return m % 60 === 0 ? `${h}h` : `${h}h ${m % 60}m`
+  const d = Math.floor(h / 24)
+  return h % 24 === 0 ? `${d}d` : `${d}d ${h % 24}h`
+}
+
+/** `in 5m` for a future offset, `5m ago` for a past one. @internal */
+export const formatIn = (millis: number): string =>
+  millis >= 0 ? `in ${formatDuration(millis)}` : `${formatDuration(-millis)} ago`
+
+/** @internal */
+export const formatAgo = (millis: number): string => `${formatDuration(millis)} ago`
+
+const WINDOW = 12
+
+/**
+ * Replaces every occurrence of a secret, and of any 12-character piece of one, with `<redacted>`. Output is built
+ * so that no secret gets there; this only makes sure a mistake cannot leak one.
+ *
+ * @internal
+ */
+export const scrubSecrets = (text: string, secrets: ReadonlyArray<string>): string => {
+  let out = text
+  for (const secret of secrets) {
+    if (secret.length < 6) continue
+    out = out.split(secret).join("<redacted>")
+    if (secret.length > WINDOW) {
+      for (let i = 0; i + WINDOW <= secret.length; i++) {
+        const piece = secret.slice(i, i + WINDOW)
+        if (out.includes(piece)) out = out.split(piece).join("<redacted>")
+      }
+    }
+  }
+  return out
+}
+
+/** Left-aligned columns separated by two spaces; the last column is not padded. @internal */
+export const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths: Array<number> = []
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)))
+  return rows
+    .map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ").trimEnd())
+    .join("\n")
+}

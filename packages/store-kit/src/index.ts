@@ -1,0 +1,5 @@
+/**
+ * @since 0.1.0
+ */
+export * as Cipher from "./Cipher.js"
+export * as Lease from "./Lease.js"

@@ -1,0 +1,483 @@
+/**
+ * A shared TokenStore on PostgreSQL, for a fleet of processes on many machines.
+ *
+ * - A grant is one row of `renew_grants` with a `version` column. Writes are compare-and-set in one statement
+ *   (`UPDATE … WHERE key = $1 AND version = $2 RETURNING`, `INSERT … ON CONFLICT DO NOTHING RETURNING`): a stale
+ *   writer gets `StaleWrite` and changes nothing (FN-1); a deleted grant is never resurrected (FN-2); a row is
+ *   written and read whole (FN-4).
+ * - The refresh lock is a lease row in `renew_leases` (an UNLOGGED table: owner id, expiry on the database's clock), claimed, renewed
+ *   and released by single autocommit statements conditional on the owner (LK-1). No transaction and no session-level
+ *   advisory lock is ever held across the token request, so it works behind transaction-pooling proxies (PgBouncer).
+ *   The lease is renewed every third of its TTL while the refresh runs (LK-3); a dead holder's lease expires (LK-2).
+ * - Migrations are versioned in `renew_schema_version` and run under a transaction-scoped advisory lock, so replicas
+ *   starting together migrate once. A newer schema is refused and left alone.
+ * - `synchronous_commit = off` (database, role or connection) is refused unless `allowAsyncCommit` (DU-2).
+ * - Every database failure is a typed `StoreError` that says what to do; no statement waits longer than
+ *   `queryTimeout`; a dropped connection is replaced by the pool on the next call.
+ * - Optional AES-256-GCM encryption of the token columns, with a key id per row for key rotation.
+ *
+ * @since 0.1.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { RefreshError, Token, TokenStore } from "@renew/core"
+import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as Crypto from "node:crypto"
+import { type Cipher, type Encryption, makeCipher, undecryptable } from "@renew/store-kit/Cipher"
+import { makeWithLock } from "@renew/store-kit/Lease"
+
+export type { Encryption } from "@renew/store-kit/Cipher"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface PgTokenStoreOptions {
+  /** `postgres://user:password@host:port/database?…` (the DATABASE_URL convention). Redacted: it may hold a password. */
+  readonly url: Redacted.Redacted<string>
+  /** The schema holding the tables; created if missing. Default `"public"`. */
+  readonly schema?: string | undefined
+  /** Prefix of the table names: `<prefix>grants`, `<prefix>leases`, `<prefix>schema_version`. Default `"renew_"`. */
+  readonly tablePrefix?: string | undefined
+  /** Lease lifetime. Default 30 seconds; renewed every third of it while a refresh runs. */
+  readonly leaseTtl?: Duration.DurationInput | undefined
+  /** How long to wait for another process's lease before `LockTimeout`. Default: twice the lease TTL. */
+  readonly lockWaitTimeout?: Duration.DurationInput | undefined
+  /**
+   * Accept `synchronous_commit = off`, under which a PostgreSQL crash can lose acknowledged writes (up to three times
+   * `wal_writer_delay`), rotated refresh tokens included. The store then reports `best-effort`. Default false.
+   */
+  readonly allowAsyncCommit?: boolean | undefined
+  /** Per connection attempt. Default 5 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** No statement waits longer than this (it is cancelled and fails with `StoreError`). Default 5 s, at most TTL/3. */
+  readonly queryTimeout?: Duration.DurationInput | undefined
+  /** Pool size of this process. Default 10. */
+  readonly maxConnections?: number | undefined
+  /** `application_name` of the connections (visible in pg_stat_activity). Default `"renew"`. */
+  readonly applicationName?: string | undefined
+  readonly encryption?: Encryption | undefined
+}
+
+/** The schema version this code writes and understands. */
+export const SCHEMA_VERSION = 1
+
+const MIGRATIONS: ReadonlyArray<(t: Tables) => ReadonlyArray<string>> = [
+  // 1: grants and leases.
+  (t) => [
+    `CREATE TABLE IF NOT EXISTS ${t.grants} (
+      key TEXT PRIMARY KEY,
+      version BIGINT NOT NULL,
+      access_token TEXT,
+      refresh_token TEXT,
+      token_type TEXT NOT NULL,
+      issued_at BIGINT NOT NULL,
+      expires_at BIGINT NOT NULL,
+      scope TEXT,
+      refresh_token_expires_at BIGINT,
+      refresh_started_at BIGINT,
+      reauth_required TEXT,
+      key_id TEXT,
+      write_id TEXT,
+      updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )`,
+    // UNLOGGED: a lease is coordination, not data. Claiming and releasing one then costs no WAL flush (the grant
+    // writes do), and a crash that empties the table only frees leases whose holders' renewals fail anyway; the
+    // grant's version check still fences any write.
+    `CREATE UNLOGGED TABLE IF NOT EXISTS ${t.leases} (
+      key TEXT PRIMARY KEY,
+      owner TEXT NOT NULL,
+      expires_at TIMESTAMPTZ NOT NULL
+    )`
+  ]
+]
+
+interface Tables {
+  readonly schema: string
+  readonly grants: string
+  readonly leases: string
+  readonly versions: string
+}
+
+interface GrantRow {
+  readonly key: string
+  readonly version: string | number
+  readonly access_token: string | null
+  readonly refresh_token: string | null
+  readonly token_type: string
+  readonly issued_at: string | number
+  readonly expires_at: string | number
+  readonly scope: string | null
+  readonly refresh_token_expires_at: string | number | null
+  readonly refresh_started_at: string | number | null
+  readonly reauth_required: string | null
+  readonly key_id: string | null
+}
+
+const storeError = (operation: string, detail: string) => new RefreshError.StoreError({ operation, detail })
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,40}$/
+
+/** host:port/database of the URL, never its credentials. */
+const describeUrl = (url: string): string => {
+  try {
+    const parsed = new URL(url)
+    return `${parsed.hostname || "localhost"}:${parsed.port || "5432"}${parsed.pathname || ""}`
+  } catch {
+    return "the configured DATABASE_URL (unparsable)"
+  }
+}
+
+/** The driver error inside a SqlError (or a defect), or the value itself. */
+const rootCause = (error: unknown): unknown => {
+  let current = error
+  for (let i = 0; i < 3; i++) {
+    if (typeof current === "object" && current !== null && "cause" in current && (current as { cause: unknown }).cause) {
+      current = (current as { cause: unknown }).cause
+    } else break
+  }
+  return current
+}
+
+/** Turns what pg / PostgreSQL say into advice. Never quotes row data or credentials. */
+const explain = (where: string, error: unknown): string => {
+  const cause = rootCause(error)
+  const code = typeof cause === "object" && cause !== null ? String((cause as { code?: unknown }).code ?? "") : ""
+  const message = cause instanceof Error ? cause.message : String(cause)
+  if (code === "ECONNREFUSED") {
+    return `PostgreSQL at ${where} refused the connection. Check that it is running and DATABASE_URL points at it`
+  }
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `the host of ${where} does not resolve. Check DATABASE_URL`
+  if (/timeout exceeded when trying to connect|Connection terminated due to connection timeout/i.test(message) || code === "ETIMEDOUT") {
+    return `connecting to PostgreSQL at ${where} timed out. Check that it is up, the network path, and max_connections`
+  }
+  if (code === "57P01" || code === "57P02" || /terminating connection/i.test(message)) {
+    return `PostgreSQL at ${where} terminated the connection (restart, failover, or pg_terminate_backend). ` +
+      "The pool opens a new one on the next call; a write that was in flight may or may not have been applied"
+  }
+  if (code === "57P03") return `PostgreSQL at ${where} is starting up or shutting down. Retry in a moment`
+  if (/Connection terminated|ECONNRESET|EPIPE|Client has encountered a connection error/i.test(message) || code === "ECONNRESET" || code.startsWith("08")) {
+    return `the connection to PostgreSQL at ${where} was lost. Check that it is up; the pool reconnects by itself on the next call`
+  }
+  if (code === "28P01" || code === "28000") {
+    return `PostgreSQL at ${where} rejected the credentials. Check the user and password in DATABASE_URL (and pg_hba.conf)`
+  }
+  if (code === "3D000") return `the database in ${where} does not exist. Create it or fix DATABASE_URL`
+  if (code === "42501") {
+    return `the database user lacks a privilege (${message}). Grant USAGE and CREATE on the schema and SELECT, INSERT, UPDATE, DELETE on the renew tables`
+  }
+  if (code === "42P01") {
+    return `a renew table is missing (${message}). Was it dropped? Restart the process so the store migrates again`
+  }
+  if (code === "53300") return `PostgreSQL at ${where} has no free connection slots. Lower maxConnections or put a pooler in front`
+  if (code === "25006") return `PostgreSQL at ${where} is a read-only standby. Point DATABASE_URL at the primary`
+  if (code === "53100") return `PostgreSQL at ${where} is out of disk space. Free space on its data volume`
+  if (code === "57014") return `a statement was cancelled (statement_timeout or queryTimeout). PostgreSQL is overloaded or a row is locked`
+  if (code === "40001" || code === "40P01") return `a serialization failure or deadlock. Retry`
+  return `PostgreSQL at ${where} failed: ${message.split("\n")[0]!.slice(0, 200)}${code ? ` (SQLSTATE ${code})` : ""}`
+}
+
+const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
+
+/**
+ * Opens a pool to the database at `options.url`, checks `synchronous_commit`, migrates the tables, and returns the
+ * store. Fails with `StoreError` when the database cannot be reached, its schema is newer than this code, or commits
+ * are asynchronous without `allowAsyncCommit`; with `ConfigurationError` for inconsistent options.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: PgTokenStoreOptions
+): Effect.Effect<TokenStore.TokenStore["Type"], RefreshError.StoreError | RefreshError.ConfigurationError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const url = Redacted.value(options.url)
+    const where = describeUrl(url)
+    const schemaName = options.schema ?? "public"
+    const tablePrefix = options.tablePrefix ?? "renew_"
+    const leaseTtlMillis = millis(options.leaseTtl ?? Duration.seconds(30))
+    const lockWaitMillis = millis(options.lockWaitTimeout ?? Duration.millis(leaseTtlMillis * 2))
+    const queryTimeoutMillis = millis(options.queryTimeout ?? Duration.millis(Math.floor(Math.min(5000, leaseTtlMillis / 3))))
+    const connectTimeoutMillis = millis(options.connectTimeout ?? Duration.seconds(5))
+    for (const [option, value] of [["schema", schemaName], ["tablePrefix", tablePrefix + "x"]] as const) {
+      if (!IDENTIFIER.test(value)) {
+        return yield* new RefreshError.ConfigurationError({
+          option,
+          detail: "must be lower-case letters, digits and underscores, starting with a letter or underscore"
+        })
+      }
+    }
+    if (!(leaseTtlMillis >= 30)) {
+      return yield* new RefreshError.ConfigurationError({ option: "leaseTtl", detail: "must be at least 30 milliseconds" })
+    }
+    if (queryTimeoutMillis > leaseTtlMillis / 3) {
+      return yield* new RefreshError.ConfigurationError({
+        option: "queryTimeout",
+        detail: `must be at most a third of leaseTtl (${leaseTtlMillis} ms), so a lease renewal ends before the lease can lapse`
+      })
+    }
+    const cipher: Cipher | undefined = yield* Effect.try({
+      try: () => makeCipher(options.encryption),
+      catch: (error) => error as RefreshError.ConfigurationError
+    })
+    const tables: Tables = {
+      schema: schemaName,
+      grants: `${schemaName}.${tablePrefix}grants`,
+      leases: `${schemaName}.${tablePrefix}leases`,
+      versions: `${schemaName}.${tablePrefix}schema_version`
+    }
+
+    const context = yield* Layer.build(PgClient.layer({
+      url: options.url,
+      connectTimeout: Duration.millis(connectTimeoutMillis),
+      maxConnections: options.maxConnections ?? 10,
+      applicationName: options.applicationName ?? "renew",
+      idleTimeout: Duration.seconds(30)
+    })).pipe(
+      Effect.catchAllCause((cause) => Effect.fail(storeError("open", explain(where, Cause.squash(cause)))))
+    )
+    const sql = Context.get(context, SqlClient.SqlClient)
+
+    /** A bounded statement: cancelled (pg_cancel_backend) and failed after queryTimeout, even in uninterruptible code. */
+    const run = <A>(operation: string, statement: Effect.Effect<A, SqlError>): Effect.Effect<A, RefreshError.StoreError> =>
+      Effect.interruptible(statement).pipe(
+        Effect.timeoutFail({
+          duration: Duration.millis(queryTimeoutMillis),
+          onTimeout: () =>
+            storeError(operation, `PostgreSQL at ${where} did not answer within queryTimeout (${queryTimeoutMillis} ms). Check its load and locks (pg_stat_activity)`)
+        }),
+        Effect.catchAllCause((cause) => {
+          if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+          const failure = Cause.squash(cause)
+          return Effect.fail(
+            failure instanceof RefreshError.StoreError ? failure : storeError(operation, explain(where, failure))
+          )
+        })
+      )
+
+    // DU-2: asynchronous commit can lose acknowledged writes in a crash.
+    const [{ value: synchronousCommit }] = (yield* run(
+      "open",
+      sql<{ value: string }>`SELECT current_setting('synchronous_commit') AS value`
+    )) as unknown as [{ value: string }]
+    let durability: TokenStore.Durability = "durable"
+    if (synchronousCommit === "off") {
+      if (options.allowAsyncCommit !== true) {
+        return yield* storeError(
+          "open",
+          `synchronous_commit is off for these connections (set on the database, the role, or the connection's options), so a ` +
+            `PostgreSQL crash can lose acknowledged grant writes, rotated refresh tokens included. Turn it on ` +
+            `(ALTER ROLE … / ALTER DATABASE … SET synchronous_commit = on, or drop it from the connection options), or set ` +
+            `allowAsyncCommit: true to accept the risk`
+        )
+      }
+      durability = "best-effort"
+      yield* Effect.logWarning(
+        `renew: PostgreSQL token store at ${where} runs best-effort: synchronous_commit is off (allowAsyncCommit is set)`
+      )
+    }
+
+    // Migrations, serialized across replicas by a transaction-scoped advisory lock (released at commit: no session
+    // state survives, so this is safe behind transaction pooling).
+    yield* run(
+      "migrate",
+      sql.withTransaction(Effect.gen(function*() {
+        yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`renew:migrate:${tables.grants}`}))`
+        const exists = yield* sql`SELECT 1 FROM pg_namespace WHERE nspname = ${schemaName}`
+        if (exists.length === 0) yield* sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${schemaName}`)
+        yield* sql.unsafe(
+          `CREATE TABLE IF NOT EXISTS ${tables.versions} (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`
+        )
+        const [{ current }] = (yield* sql.unsafe(
+          `SELECT COALESCE(MAX(version), 0)::int AS current FROM ${tables.versions}`
+        )) as unknown as [{ current: number }]
+        if (current > SCHEMA_VERSION) return current
+        for (let version = current + 1; version <= SCHEMA_VERSION; version++) {
+          for (const statement of MIGRATIONS[version - 1]!(tables)) yield* sql.unsafe(statement)
+          yield* sql.unsafe(`INSERT INTO ${tables.versions} (version) VALUES (${version})`)
+        }
+        return current
+      }))
+    ).pipe(
+      Effect.flatMap((found) =>
+        found > SCHEMA_VERSION
+          ? Effect.fail(storeError(
+            "open",
+            `the renew tables in schema ${schemaName} are at schema version ${found}, newer than this @renew/store-postgres understands (${SCHEMA_VERSION}). ` +
+              "Upgrade @renew/store-postgres; nothing was changed"
+          ))
+          : Effect.void
+      )
+    )
+
+    const grants = sql(tables.grants)
+    const leases = sql(tables.leases)
+
+    const seal = (key: string, column: string, value: Redacted.Redacted<string> | undefined): string | null => {
+      if (value === undefined) return null
+      return cipher === undefined ? Redacted.value(value) : cipher.encrypt(Redacted.value(value), `${key}\u0000${column}`)
+    }
+
+    const decode = (row: GrantRow): Effect.Effect<Token.Grant, RefreshError.StoreError> =>
+      Effect.suspend(() => {
+        const open = (column: "access_token" | "refresh_token"): string | undefined | Error => {
+          const value = row[column]
+          if (value === null) return undefined
+          if (row.key_id === null) return value
+          if (cipher === undefined) return new Error(undecryptable(row.key_id, cipher))
+          return cipher.decrypt(value, `${row.key}\u0000${column}`, row.key_id) ?? new Error(undecryptable(row.key_id, cipher))
+        }
+        const accessToken = open("access_token")
+        const refreshToken = open("refresh_token")
+        for (const value of [accessToken, refreshToken]) {
+          if (value instanceof Error) return Effect.fail(storeError("get", value.message))
+        }
+        return Effect.try({
+          try: () =>
+            new Token.Grant({
+              ...(typeof accessToken === "string" ? { accessToken: Redacted.make(accessToken) } : {}),
+              ...(typeof refreshToken === "string" ? { refreshToken: Redacted.make(refreshToken) } : {}),
+              tokenType: row.token_type,
+              issuedAt: Number(row.issued_at),
+              expiresAt: Number(row.expires_at),
+              ...(row.scope !== null ? { scope: row.scope } : {}),
+              ...(row.refresh_token_expires_at !== null
+                ? { refreshTokenExpiresAt: Number(row.refresh_token_expires_at) }
+                : {}),
+              ...(row.refresh_started_at !== null ? { refreshStartedAt: Number(row.refresh_started_at) } : {}),
+              ...(row.reauth_required !== null ? { reauthRequired: row.reauth_required as Token.ReauthReason } : {}),
+              version: Number(row.version)
+            }),
+          catch: () => storeError("get", `a row of ${tables.grants} is malformed (was the table edited by hand?)`)
+        })
+      })
+
+    const get = (key: string) =>
+      Effect.flatMap(
+        run("get", sql<GrantRow>`SELECT * FROM ${grants} WHERE key = ${key}`),
+        (rows) => (rows.length === 0 ? Effect.succeedNone : Effect.asSome(decode(rows[0]!)))
+      )
+
+    const currentVersion = (key: string) =>
+      run("compareAndSet", sql<{ version: string; write_id: string | null }>`SELECT version, write_id FROM ${grants} WHERE key = ${key}`)
+
+    const compareAndSet = (key: string, expectedVersion: number | undefined, grant: Token.Grant) =>
+      Effect.gen(function*() {
+        const version = (expectedVersion ?? 0) + 1
+        const writeId = Crypto.randomUUID()
+        const columns = {
+          version,
+          access_token: seal(key, "access_token", grant.accessToken),
+          refresh_token: seal(key, "refresh_token", grant.refreshToken),
+          token_type: grant.tokenType,
+          issued_at: grant.issuedAt,
+          expires_at: grant.expiresAt,
+          scope: grant.scope ?? null,
+          refresh_token_expires_at: grant.refreshTokenExpiresAt ?? null,
+          refresh_started_at: grant.refreshStartedAt ?? null,
+          reauth_required: grant.reauthRequired ?? null,
+          key_id: cipher?.activeKeyId ?? null,
+          write_id: writeId
+        }
+        // One statement each: the version check and the write cannot be split.
+        const statement = expectedVersion === undefined
+          ? sql`INSERT INTO ${grants} ${sql.insert({ key, ...columns })} ON CONFLICT (key) DO NOTHING RETURNING version`
+          : sql`UPDATE ${grants} SET ${sql.update(columns)}, updated_at = now() WHERE key = ${key} AND version = ${expectedVersion} RETURNING version`
+        const written = yield* run("compareAndSet", statement).pipe(
+          // The connection dropped (or the statement timed out) with the outcome unknown: the write id tells whether
+          // this very write was committed.
+          Effect.catchAll((error) =>
+            Effect.flatMap(Effect.either(currentVersion(key)), (found) =>
+              found._tag === "Right" && found.right[0]?.write_id === writeId
+                ? Effect.succeed([{ version }])
+                : Effect.fail(error))
+          )
+        )
+        if (written.length === 1) return TokenStore.withVersion(grant, version)
+        const current = yield* currentVersion(key)
+        return yield* new RefreshError.StaleWrite({
+          ...(expectedVersion !== undefined ? { expectedVersion } : {}),
+          ...(current.length === 1 ? { actualVersion: Number(current[0]!.version) } : {})
+        })
+      })
+
+    const remove = (key: string) => run("delete", sql`DELETE FROM ${grants} WHERE key = ${key}`).pipe(Effect.asVoid)
+
+    // Leases: single autocommit statements on the database's clock (clock_timestamp(), not the caller's).
+    const withLock = makeWithLock({
+      tryAcquire: (key, owner) =>
+        Effect.map(
+          run(
+            "lock",
+            sql<{ acquired: string | number; remaining: string | number | null }>`
+              WITH attempt AS (
+                INSERT INTO ${leases} AS l (key, owner, expires_at)
+                VALUES (${key}, ${owner}, clock_timestamp() + ${leaseTtlMillis}::integer * interval '1 millisecond')
+                ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+                WHERE l.expires_at <= clock_timestamp() OR l.owner = excluded.owner
+                RETURNING owner
+              )
+              SELECT (SELECT count(*) FROM attempt) AS acquired,
+                     (SELECT floor(extract(epoch FROM (expires_at - clock_timestamp())) * 1000)
+                        FROM ${leases} WHERE key = ${key}) AS remaining`
+          ),
+          (rows) => {
+            const row = rows[0]
+            const remaining = row?.remaining === null || row?.remaining === undefined ? undefined : Number(row.remaining)
+            return {
+              acquired: Number(row?.acquired ?? 0) === 1,
+              holderRemainingMillis: remaining !== undefined && remaining >= 0 ? remaining : undefined
+            }
+          }
+        ),
+      renew: (key, owner) =>
+        Effect.map(
+          run(
+            "lock",
+            sql`UPDATE ${leases} SET expires_at = clock_timestamp() + ${leaseTtlMillis}::integer * interval '1 millisecond'
+                WHERE key = ${key} AND owner = ${owner} RETURNING owner`
+          ),
+          (rows) => rows.length === 1
+        ),
+      // Owner-checked: a holder whose lease expired and was taken over cannot release the new holder's lease (LK-1).
+      release: (key, owner) => Effect.asVoid(run("unlock", sql`DELETE FROM ${leases} WHERE key = ${key} AND owner = ${owner}`))
+    }, {
+      leaseTtlMillis,
+      lockWaitMillis,
+      maxPollMillis: Math.max(5, Math.min(200, leaseTtlMillis / 10)),
+      backend: "PostgreSQL"
+    })
+
+    return TokenStore.TokenStore.of({ durability, get, compareAndSet, delete: remove, withLock })
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: PgTokenStoreOptions
+): Layer.Layer<TokenStore.TokenStore, RefreshError.StoreError | RefreshError.ConfigurationError> =>
+  Layer.scoped(TokenStore.TokenStore, make(options))
+
+/**
+ * Options from `Config`, e.g. `PgTokenStore.layerConfig({ url: Config.redacted("DATABASE_URL") })`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config.Wrap<PgTokenStoreOptions>
+): Layer.Layer<
+  TokenStore.TokenStore,
+  RefreshError.StoreError | RefreshError.ConfigurationError | ConfigError.ConfigError
+> => Layer.scoped(TokenStore.TokenStore, Effect.flatMap(Config.unwrap(options), make))
