@@ -71,6 +71,17 @@ export const alertGauge = Metric.gauge("renew_failure_rate_alert", {
   description: "1 while the refresh failure-rate alert is raised for an OAuth client"
 })
 
+// A user hook that fails or dies is logged; it never breaks the monitor.
+const hook = (
+  f: ((alert: FailureRateAlert) => Effect.Effect<void>) | undefined,
+  alert: FailureRateAlert
+): Effect.Effect<void> =>
+  f === undefined
+    ? Effect.void
+    : Effect.suspend(() => f(alert)).pipe(
+      Effect.catchAllCause((cause) => Effect.logWarning("renew: a failure-rate alert hook failed", cause))
+    )
+
 interface Sample {
   readonly at: number
   readonly failureTag: string | undefined
@@ -90,7 +101,6 @@ export const make = (
     const clock = yield* Effect.clock
     const samples = new Map<string, Array<Sample>>()
     const raised = new Map<string, FailureRateAlert>()
-    const lock = yield* Effect.makeSemaphore(1)
 
     const summarize = (clientId: string, now: number): FailureRateAlert => {
       const kept = (samples.get(clientId) ?? []).filter((sample) => sample.at > now - windowMillis)
@@ -120,7 +130,7 @@ export const make = (
           return Effect.all([
             Effect.logError(`renew: failure-rate alert raised for OAuth client ${clientId}: ${describe(summary)}`),
             Metric.set(gauge, 1),
-            options.onAlert?.(summary) ?? Effect.void
+            hook(options.onAlert, summary)
           ], { discard: true })
         }
         if (raised.has(clientId) && summary.ratio < threshold) {
@@ -128,27 +138,28 @@ export const make = (
           return Effect.all([
             Effect.logInfo(`renew: failure-rate alert cleared for OAuth client ${clientId}: ${describe(summary)}`),
             Metric.set(gauge, 0),
-            options.onClear?.(summary) ?? Effect.void
+            hook(options.onClear, summary)
           ], { discard: true })
         }
         return Effect.void
       })
 
     // Re-evaluate on a timer too, so an alert clears once failures age out even if no refresh happens.
-    yield* Effect.suspend(() => Effect.forEach([...raised.keys()], (clientId) => lock.withPermits(1)(evaluate(clientId))))
+    yield* Effect.suspend(() => Effect.forEach([...raised.keys()], evaluate))
       .pipe(
         Effect.repeat(Schedule.spaced(options.evaluateEvery ?? Duration.seconds(10))),
         Effect.forkScoped
       )
 
     return FailureRateMonitor.of({
+      // The decision is synchronous (no lock needed); only the hooks run afterwards.
       record: (clientId, failureTag) =>
-        lock.withPermits(1)(Effect.suspend(() => {
+        Effect.suspend(() => {
           const list = samples.get(clientId) ?? []
           list.push({ at: clock.unsafeCurrentTimeMillis(), failureTag })
           samples.set(clientId, list)
           return evaluate(clientId)
-        })),
+        }),
       current: (clientId) => Effect.sync(() => raised.get(clientId))
     })
   })

@@ -116,7 +116,7 @@ interface Outcome {
   value: string
   /** The error behind a failure or a stale serve. */
   failureTag?: string
-  readonly attempts: { count: number; sentAt: number }
+  readonly attempts: { count: number; sentAt: number; ambiguous: boolean }
 }
 
 interface Flight {
@@ -160,7 +160,14 @@ export const make = (
     const defaultLifetime = options.defaultLifetime ?? Duration.hours(1)
     const cooldownMillis = Duration.toMillis(options.forcedRefreshCooldown ?? Duration.seconds(10))
     const staleRetryMillis = Duration.toMillis(options.staleRetryInterval ?? Duration.seconds(5))
-    const limiter = yield* Effect.makeSemaphore(options.maxConcurrentRefreshes ?? 16)
+    const maxConcurrent = options.maxConcurrentRefreshes ?? 16
+    if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) {
+      return yield* new Errors.ConfigurationError({
+        option: "maxConcurrentRefreshes",
+        detail: "must be a positive whole number"
+      })
+    }
+    const limiter = yield* Effect.makeSemaphore(maxConcurrent)
     const policy = Schedule.isSchedule(options.retry) ? undefined : RetryPolicy.make(options.retry)
     const customSchedule = Schedule.isSchedule(options.retry)
       ? RetryPolicy.fromSchedule(options.retry as Schedule.Schedule<unknown, Errors.RefreshError>)
@@ -194,6 +201,14 @@ export const make = (
     }
     yield* Effect.addFinalizer(() => Effect.sync(flushHits))
 
+    // Per-key bookkeeping of keys that are never asked for again must not grow for ever.
+    yield* Effect.sync(() => {
+      const at = clock.unsafeCurrentTimeMillis()
+      for (const [key, entry] of cache) if (at >= entry.until) cache.delete(key)
+      for (const [key, forcedAt] of lastForcedAt) if (at - forcedAt >= cooldownMillis) lastForcedAt.delete(key)
+      for (const [key, failure] of recentFailures) if (at >= failure.until) recentFailures.delete(key)
+    }).pipe(Effect.repeat(Schedule.spaced(Duration.minutes(1))), Effect.delay(Duration.minutes(1)), Effect.forkScoped)
+
     // With `coarseClock`, the time is read once per event-loop turn: reading it costs as much as the rest of the
     // cached path. The lag is bounded by how long the loop is busy, far below the refresh margin (skew, at least
     // half the lifetime, or a second for stale-served tokens).
@@ -213,7 +228,12 @@ export const make = (
 
     const cached = (key: string): Grant | undefined => {
       const entry = cache.get(key)
-      if (entry === undefined || now() >= entry.until) return undefined
+      if (entry === undefined) return undefined
+      if (now() >= entry.until) {
+        // Past its time the entry is only a stale copy of the store: drop it, so keys not used again do not pile up.
+        cache.delete(key)
+        return undefined
+      }
       if (++pendingHits === 64) flushHits()
       return entry.grant
     }
@@ -284,13 +304,17 @@ export const make = (
      * The token request with retries. `sentAt` is when the successful attempt was sent: `expires_in` counts from the
      * server's clock at issue time, so counting from our send time never overestimates the lifetime.
      */
-    const exchange = (refreshToken: Redacted.Redacted<string>, attempts: { count: number; sentAt: number }) =>
+    const exchange = (refreshToken: Redacted.Redacted<string>, attempts: Outcome["attempts"]) =>
       Effect.suspend(() => {
         attempts.sentAt = clock.unsafeCurrentTimeMillis()
         return endpoint.refresh({ refreshToken, attempt: ++attempts.count })
       }).pipe(
-        Effect.retry(retrySchedule()),
-        limiter.withPermits(1)
+        // An attempt whose outcome is unknown may have rotated the refresh token: a later invalid_grant in this
+        // flight then means our own rotation was lost.
+        Effect.tapError((error) => Effect.sync(() => void (attempts.ambiguous ||= ambiguous(error)))),
+        // The permit is held per attempt, not through backoff sleeps: keys waiting to retry do not starve others.
+        limiter.withPermits(1),
+        Effect.retry(retrySchedule())
       )
 
     /**
@@ -357,7 +381,7 @@ export const make = (
       // rotated the refresh token; one more try with the stored one tells (DU-4).
       const recovering = current.refreshStartedAt !== undefined
       // The version the next write must expect: `current`, or the intent record written on top of it.
-      const written = { version: current.version, intent: false }
+      const written = { version: current.version, intent: false, answered: false }
       return Effect.gen(function*() {
         const refreshToken = current.refreshToken
         if (refreshToken === undefined) return yield* new Errors.NoRefreshToken()
@@ -385,23 +409,43 @@ export const make = (
           written.version = intent.version
           written.intent = true
         }
-        // Once the server has answered 2xx, the new grant must reach the store: no interruption from here on.
-        return yield* Effect.uninterruptibleMask((restore) =>
+        // Once the server has answered 2xx, the new grant must reach the store: no interruption from here on, and a
+        // failed write is retried before giving up (the server has already rotated the refresh token).
+        const stored = yield* Effect.uninterruptibleMask((restore) =>
           Effect.gen(function*() {
             const response = yield* restore(exchange(refreshToken, outcome.attempts))
-            const next = yield* learnRefreshTokenExpiry(
-              grantFromResponse(response, current, { now: outcome.attempts.sentAt, defaultLifetime })
+            written.answered = true
+            const answered = grantFromResponse(response, current, { now: outcome.attempts.sentAt, defaultLifetime })
+            // Learning the new refresh token's expiry (introspection) is best effort: interruptible, so its timeout
+            // applies, and whatever happens to it (failure, timeout, shutdown) the answer is still stored, once.
+            const next = yield* restore(learnRefreshTokenExpiry(answered)).pipe(
+              Effect.exit,
+              Effect.map((exit) => (Exit.isSuccess(exit) ? exit.value : answered))
             )
-            const stored = yield* store.compareAndSet(key, written.version, next)
+            const stored = yield* store.compareAndSet(key, written.version, next).pipe(
+              Effect.retry({
+                schedule: Schedule.spaced(Duration.millis(100)),
+                times: 3,
+                while: (error) => error._tag === "StoreError"
+              })
+            )
             remember(key, stored)
             outcome.value = "success"
             return stored
           })
         )
+        return stored
       }).pipe(
         Effect.catchAll((error): Effect.Effect<Grant, Errors.RefreshError> => {
+          if (error._tag === "StaleWrite") {
+            // Someone wrote the grant meanwhile (a new authorization, another holder): use it if it serves.
+            return Effect.flatMap(load(key), (grant) =>
+              usable(key, grant, trigger, clock.unsafeCurrentTimeMillis())
+                ? Effect.as(Effect.sync(() => remember(key, grant)), grant)
+                : Effect.fail(error))
+          }
           if (error._tag === "InvalidGrant") {
-            const diagnosed = recovering
+            const diagnosed = recovering || outcome.attempts.ambiguous
               ? Effect.succeed({ error: withInvalidGrantReason(error, "rotation_lost"), alive: false })
               : diagnose(current, error)
             return diagnosed.pipe(
@@ -427,11 +471,21 @@ export const make = (
             // Wrong credentials fail every grant of this client alike: pause the client instead of asking again.
             clientPause = { error, until: clock.unsafeCurrentTimeMillis() + clientPauseMillis }
           }
-          const clearIntent = ambiguous(error) ? Effect.void : clearIntentFor(key, current, written)
+          // A 2xx whose outcome could not be stored keeps the intent too: the next holder must learn of the rotation.
+          const clearIntent = ambiguous(error) || written.answered
+            ? Effect.void
+            : clearIntentFor(key, current, written)
           const now = clock.unsafeCurrentTimeMillis()
+          // Honour a Retry-After across flights too: until then, callers get this error without a request.
+          const notBefore = "retryAfterMillis" in error && error.retryAfterMillis !== undefined
+            ? now + error.retryAfterMillis
+            : undefined
+          if (notBefore !== undefined && current.refreshToken !== undefined) {
+            recentFailures.set(key, { error, refreshToken: Redacted.value(current.refreshToken), until: notBefore })
+          }
           if (trigger._tag === "due" && error.retryable && !isExpired(current, now)) {
             // The token still works: serve it and try again shortly instead of failing the caller.
-            remember(key, current, Math.min(current.expiresAt - 1000, now + staleRetryMillis))
+            remember(key, current, Math.min(current.expiresAt - 1000, Math.max(now + staleRetryMillis, notBefore ?? 0)))
             outcome.value = "served_stale"
             outcome.failureTag = error._tag
             return Effect.as(
@@ -470,7 +524,7 @@ export const make = (
 
     /** One refresh of one key, shared by every caller that asks while it runs. */
     const runFlight = (key: string, trigger: Trigger, flight: Flight): Effect.Effect<Grant, Errors.RefreshError> => {
-      const outcome: Outcome = { value: "cached", attempts: { count: 0, sentAt: 0 } }
+      const outcome: Outcome = { value: "cached", attempts: { count: 0, sentAt: 0, ambiguous: false } }
       return Effect.gen(function*(): Effect.fn.Return<Grant, Errors.RefreshError> {
         const before = yield* load(key)
         if (usable(key, before, trigger, clock.unsafeCurrentTimeMillis())) {
@@ -504,8 +558,14 @@ export const make = (
           }
           const attempts = outcome.attempts.count
           // Only refreshes that reached the token endpoint say anything about its health.
+          // The monitor runs user hooks (webhooks): never inline in this finalizer, never able to change the outcome.
           const report = attempts > 0 && outcome.value !== "interrupted" && Option.isSome(monitor)
-            ? monitor.value.record(endpoint.clientId, outcome.value === "success" ? undefined : outcome.failureTag)
+            ? Effect.asVoid(Effect.forkIn(
+              Effect.interruptible(
+                monitor.value.record(endpoint.clientId, outcome.value === "success" ? undefined : outcome.failureTag)
+              ).pipe(Effect.catchAllCause((cause) => Effect.logWarning("renew: the failure-rate monitor failed", cause))),
+              scope
+            ))
             : Effect.void
           return Effect.all([
             Effect.annotateCurrentSpan({
@@ -526,14 +586,7 @@ export const make = (
             [Telemetry.Attributes.trigger]: trigger._tag
           }
         }),
-        Effect.annotateLogs({ [Telemetry.Attributes.grantKeyHash]: Telemetry.hashKey(key) }),
-        Effect.onExit((exit) =>
-          Effect.suspend(() => {
-            // Leave the map first, so a caller arriving after completion hits the cache or starts anew.
-            flights.delete(key)
-            return Deferred.done(flight.deferred, exit)
-          })
-        )
+        Effect.annotateLogs({ [Telemetry.Attributes.grantKeyHash]: Telemetry.hashKey(key) })
       )
     }
 
@@ -549,8 +602,20 @@ export const make = (
           }
           const flight: Flight = { deferred: Deferred.unsafeMake(FiberId.none), waiters: 1 }
           flights.set(key, flight)
-          // Registration and fork are atomic; the flight itself must stay interruptible (timeouts, shutdown).
-          return Effect.as(Effect.forkIn(Effect.interruptible(runFlight(key, trigger, flight)), scope), flight)
+          // Registration and fork are atomic; the flight itself stays interruptible (timeouts, shutdown). Its completion
+          // is installed outside that boundary, so even a flight interrupted before it starts completes its Deferred.
+          return Effect.as(
+            Effect.forkIn(
+              Effect.onExit(Effect.interruptible(runFlight(key, trigger, flight)), (exit) =>
+                Effect.suspend(() => {
+                  // Leave the map first, so a caller arriving after completion hits the cache or starts anew.
+                  if (flights.get(key) === flight) flights.delete(key)
+                  return Deferred.done(flight.deferred, exit)
+                })),
+              scope
+            ),
+            flight
+          )
         })),
         (flight) => Deferred.await(flight.deferred)
       )
@@ -644,9 +709,13 @@ const withoutIntent = (grant: Grant): Grant => {
   return new Grant(rest)
 }
 
+// Transport failures that happen before the request can have reached the server.
+const NOT_SENT = /^(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|ERR_TLS)/
+
 /** Failures after which the server may or may not have rotated the refresh token. */
 const ambiguous = (error: Errors.RefreshError): boolean =>
-  error._tag === "Timeout" || error._tag === "NetworkError" || error._tag === "MalformedResponse"
+  error._tag === "Timeout" || error._tag === "MalformedResponse" ||
+  (error._tag === "NetworkError" && !NOT_SENT.test(error.detail))
 
 const noTags: ReadonlyArray<never> = []
 

@@ -150,9 +150,11 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   let engine: Refresher.Refresher["Type"] | undefined
   const inFlight = new Map<string, Promise<string>>()
 
+  let disposed = false
   const run = <A>(f: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, unknown>): Promise<A> =>
     runtime.runPromiseExit(Effect.flatMap(Refresher.Refresher, (resolved) => {
-      engine = resolved
+      // A call that started before dispose() must not bring the engine back.
+      if (!disposed) engine = resolved
       return f(resolved)
     })).then((exit) => Exit.isSuccess(exit) ? exit.value : Promise.reject(Cause.squash(exit.cause)))
 
@@ -175,6 +177,7 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     removeGrant: (key) => run((engine) => engine.removeGrant(key)),
     dispose: () => {
       // Stop serving from the cache too: a disposed manager answers nothing.
+      disposed = true
       engine = undefined
       return runtime.dispose()
     }

@@ -186,8 +186,20 @@ export const classifyAnswer = (answer: Answer, ctx: ClassifyContext): Either.Eit
   return Either.left(malformed(answer, ctx, "unexpected status"))
 }
 
-const malformed = (answer: Answer, ctx: ClassifyContext, detail: string): Errors.MalformedResponse =>
-  new Errors.MalformedResponse({ status: answer.status, detail, ...excerptOf(answer, ctx) })
+// A 2xx JSON object that is not a token response may still carry fresh tokens under names we do not know: quote
+// only its member names, never its values.
+const malformed = (answer: Answer, ctx: ClassifyContext, detail: string): Errors.MalformedResponse => {
+  const parsed = parseJson(answer.body)
+  if (Either.isRight(parsed) && isRecord(parsed.right)) {
+    const members = Object.keys(parsed.right).slice(0, 12).map((name) => JSON.stringify(scrub(name, ctx.secrets)))
+    return new Errors.MalformedResponse({
+      status: answer.status,
+      detail,
+      bodyExcerpt: `a JSON object with members ${members.join(", ") || "(none)"}`
+    })
+  }
+  return new Errors.MalformedResponse({ status: answer.status, detail, ...excerptOf(answer, ctx) })
+}
 
 /**
  * A short, human description of a transport failure, from the error codes in its cause chain. Never the request.

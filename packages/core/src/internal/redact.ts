@@ -27,10 +27,12 @@ const scrubWith = (text: string, secrets: ReadonlyArray<string>, replacement: st
 
 // Token-bearing members, wherever they appear: JSON (also truncated), single-quoted (a server printing a Python
 // dict), and form-encoded (GitHub answers form-encoded unless asked for JSON). The value is quoted or bare.
+// Any member whose name ends in token, secret, assertion, password or code, in any case or style
+// (access_token, accessToken, ACCESS_TOKEN, session-token, client_secret): but not token_type.
 const TOKEN_MEMBER =
-  /((["']?)\b(?:access_token|refresh_token|id_token|client_secret|token|assertion)\2\s*[:=]\s*)(?:"(?:[^"\\]|\\.)*("?)|'(?:[^'\\]|\\.)*('?)|[^\s&"'<>,;}\]]+)/g
-// Long opaque runs (JWTs, random tokens) that stand on their own in a non-JSON body.
-const OPAQUE_RUN = /[A-Za-z0-9_\-.~+/]{40,}={0,2}/g
+  /((["']?)\b[\w-]*(?:token|secret|assertion|password|code)\2\s*[:=]\s*)(?:"(?:[^"\\]|\\.)*("?)|'(?:[^'\\]|\\.)*('?)|[^\s&"'<>,;}\]]+)/gi
+// Opaque runs (JWTs, random tokens, 32-character hex keys) that stand on their own in a non-JSON body.
+const OPAQUE_RUN = /[A-Za-z0-9_\-.~+/]{24,}={0,2}/g
 
 /**
  * A short, single-line excerpt of a body, safe to put in an error message: token members and long opaque values
@@ -45,7 +47,7 @@ export const elide = (body: string, secrets: ReadonlyArray<string>): string => {
       TOKEN_MEMBER,
       (match: string, member: string, quote: string, dq: string | undefined, sq: string | undefined) => {
         // A bare "token:" is prose ("Invalid token: expired"), not a member.
-        if (quote === "" && /^(?:token|assertion)\s*:/.test(member)) return match
+        if (quote === "" && /^(?:token|assertion|code|password|secret)\s*:/i.test(member)) return match
         const open = match[member.length]
         if (open === "\"") return `${member}"${MARK}${dq ?? ""}`
         if (open === "'") return `${member}'${MARK}${sq ?? ""}`
