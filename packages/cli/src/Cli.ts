@@ -31,7 +31,7 @@ import * as Inspect from "./Inspect.js"
 import { discover } from "./internal/discovery.js"
 import { layerHttpClient, readCa } from "./internal/http.js"
 import { openStore } from "./internal/storeFile.js"
-import { scrubSecrets } from "./internal/text.js"
+import { scrubSecrets, secretValues } from "./internal/text.js"
 
 /**
  * Where `--client-secret-stdin` / `--refresh-token-stdin` read from. Defaults to the process's stdin; tests provide
@@ -320,9 +320,7 @@ const token = Command.make(
         refreshTokenStdin: false,
         encryptionKeyFlag: options.encryptionKey
       })
-      const known = [secrets.clientSecret?.value, secrets.encryptionKey].flatMap((s) =>
-        s === undefined ? [] : [Redacted.value(s)]
-      )
+      const known = secretValues(secrets.clientSecret?.value, secrets.encryptionKey)
       const fail = (message: string) => Effect.fail(new CommandFailure(scrubSecrets(message, known)))
       if (secrets.problems.length > 0) return yield* fail(secrets.problems.join("; "))
       const timeoutMillis = Math.max(1, options.timeout) * 1000

@@ -147,12 +147,15 @@ export const layerHttpClient = (extraCa: ReadonlyArray<string> | undefined): Lay
     )
   )
 
-/** Reads a PEM file of extra CA certificates; `undefined` when not given or unreadable (the doctor reports that). @internal */
-export const readCa = (file: string | undefined): ReadonlyArray<string> | undefined => {
-  if (file === undefined) return undefined
+/** Reads a PEM file of extra CA certificates: its contents, or the error code when it cannot be read. @internal */
+export const readCaFile = (file: string): Either.Either<ReadonlyArray<string>, string> => {
   try {
-    return [Fs.readFileSync(file, "utf8")]
-  } catch {
-    return undefined
+    return Either.right([Fs.readFileSync(file, "utf8")])
+  } catch (error) {
+    return Either.left((error as NodeJS.ErrnoException).code ?? "unreadable")
   }
 }
+
+/** Reads a PEM file of extra CA certificates; `undefined` when not given or unreadable (the doctor reports that). @internal */
+export const readCa = (file: string | undefined): ReadonlyArray<string> | undefined =>
+  file === undefined ? undefined : Either.getOrUndefined(readCaFile(file))

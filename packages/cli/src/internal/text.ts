@@ -3,6 +3,7 @@
  *
  * @internal
  */
+import * as Redacted from "effect/Redacted"
 
 /** `42 ms`, `12 s`, `3m 20s`, `2h 5m`, `3d 4h`. @internal */
 export const formatDuration = (millis: number): string => {
@@ -47,6 +48,10 @@ export const scrubSecrets = (text: string, secrets: ReadonlyArray<string>): stri
   }
   return out
 }
+
+/** The values of the secrets that are present, for `scrubSecrets`. @internal */
+export const secretValues = (...secrets: ReadonlyArray<Redacted.Redacted<string> | undefined>): Array<string> =>
+  secrets.flatMap((secret) => secret === undefined ? [] : [Redacted.value(secret)])
 
 /** Left-aligned columns separated by two spaces; the last column is not padded. @internal */
 export const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
