@@ -20,9 +20,9 @@ import { Refresher, TokenManager } from "../packages/core/src/index.js"
 import { type ScriptedTokenEndpoint, startScriptedTokenEndpoint } from "../test/support/ScriptedTokenEndpoint.js"
 import { CLIENT_ID, CLIENT_SECRET, engineLayer, fmt, isMain, percentile, signed } from "./support.js"
 
-const CALLERS = 10_000
+export const CALLERS = 10_000
 const ROUNDS = 5
-const LATENCY_MS = 50
+export const LATENCY_MS = 50
 const TARGET_P99_OVERHEAD_MS = 10
 
 export interface Round {
@@ -50,7 +50,7 @@ export interface HerdResult {
 }
 
 /** What one round observed. */
-interface Observed {
+export interface Observed {
   readonly starts: Float64Array
   readonly ends: Float64Array
   readonly tokens: ReadonlyArray<string>
@@ -59,7 +59,7 @@ interface Observed {
   readonly requests: number | undefined
 }
 
-const summarize = (observed: Observed): Round => {
+export const summarize = (observed: Observed): Round => {
   const latencies = new Float64Array(CALLERS)
   let firstStart = Infinity
   let lastStart = -Infinity
@@ -100,7 +100,7 @@ const measure = async (
 }
 
 /** The callers of one round as fibers: each records its start, runs `get`, records its end. */
-const effectCallers = (get: Effect.Effect<string, unknown>) => {
+export const effectCallers = (get: Effect.Effect<string, unknown>) => {
   const starts = new Float64Array(CALLERS)
   const ends = new Float64Array(CALLERS)
   const caller = (i: number) =>
@@ -132,7 +132,7 @@ const promiseCallers = async (get: () => Promise<string>) => {
 
 type EngineRuntime = ManagedRuntime.ManagedRuntime<Refresher.Refresher, never>
 
-const expiredGrant = (endpoint: ScriptedTokenEndpoint) => ({
+export const expiredGrant = (endpoint: ScriptedTokenEndpoint) => ({
   accessToken: "at_expired",
   refreshToken: endpoint.mintRefreshToken(),
   expiresIn: 0
@@ -227,7 +227,7 @@ export const runHerd = async (): Promise<ReadonlyArray<HerdResult>> => {
   }
 }
 
-const describeRound = (r: Round) =>
+export const describeRound = (r: Round) =>
   `requests ${r.requests ?? "-"}  p50 ${signed(r.p50OverheadMs)} ms  p99 ${signed(r.p99OverheadMs)} ms  ` +
   `max ${signed(r.maxOverheadMs)} ms  starts spread ${fmt(r.startSpreadMs)} ms  wall ${fmt(r.wallMs)} ms` +
   (r.wrongTokens > 0 ? `  WRONG TOKENS ${r.wrongTokens}` : "")

@@ -8,6 +8,7 @@ import { printFastPath, runFastPath } from "./fast-path.js"
 import { printHerd, runHerd } from "./herd.js"
 import { printStore, runStore } from "./store.js"
 import { fmt, signed } from "./support.js"
+import { describeSpans, printTracing, runTracing, type TracingResult } from "./tracing.js"
 
 interface Row {
   readonly benchmark: string
@@ -25,6 +26,39 @@ const printTable = (rows: ReadonlyArray<Row>) => {
   for (const row of rows) console.log(line(columns.map((column) => row[column])))
 }
 
+const tracingRows = (t: TracingResult): Array<Row> => {
+  const rows: Array<Row> = []
+  if (t.cached !== undefined) {
+    rows.push({
+      benchmark: "tracing, cached path",
+      measured: `${fmt(t.cached.offNsPerOp)} → ${fmt(t.cached.onNsPerOp)} ns/op = ${signed(t.cached.overheadPct)} %`,
+      target: "≤ +5 %",
+      result: t.cached.pass ? "PASS" : "FAIL"
+    })
+  }
+  if (t.refresh !== undefined) {
+    const r = t.refresh
+    rows.push({
+      benchmark: "tracing, refresh path",
+      measured: `${fmt(r.offMsPerOp, 3)} → ${fmt(r.onMsPerOp, 3)} ms/op = ${signed(r.overheadPct)} % ` +
+        `(to a discarding sink ${signed(r.sinkOverheadPct)} %); ${describeSpans(r.spans)}`,
+      target: "≤ +10 %",
+      result: r.valid ? (r.pass ? "PASS" : "FAIL") : "INVALID"
+    })
+  }
+  if (t.herd !== undefined) {
+    const h = t.herd
+    rows.push({
+      benchmark: "tracing, herd",
+      measured: `p50 ${signed(h.off.median.p50OverheadMs)} → ${signed(h.on.median.p50OverheadMs)} ms, ` +
+        `p99 ${signed(h.off.median.p99OverheadMs)} → ${signed(h.on.median.p99OverheadMs)} ms; ${describeSpans(h.spans)}`,
+      target: "-",
+      result: !h.valid ? "INVALID" : !h.correct ? "FAIL" : "ref"
+    })
+  }
+  return rows
+}
+
 const main = async () => {
   const started = performance.now()
   const fastPath = await runFastPath()
@@ -35,6 +69,9 @@ const main = async () => {
   console.log()
   const stores = await runStore()
   printStore(stores)
+  console.log()
+  const tracing = await runTracing()
+  printTracing(tracing)
   console.log()
   const memory = stores.find((r) => r.name === "memory")!
 
@@ -59,7 +96,8 @@ const main = async () => {
       }×, refresh under lease ${fmt(r.refreshPerSecond / memory.refreshPerSecond, 2)}× (${fmt(r.refreshPerSecond, 0)}/s)`,
       target: "-",
       result: "ref"
-    }))
+    })),
+    ...tracingRows(tracing)
   ]
   console.log(`summary (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ` +
     `${fmt((performance.now() - started) / 1000)} s)`)

@@ -13,8 +13,8 @@ export const CLIENT_ID = "renew-bench-client"
 export const CLIENT_SECRET = "bench-client-secret"
 
 /** Refresher over an in-memory store, talking to `endpoint` over undici. */
-export const engineLayer = (endpoint: ScriptedTokenEndpoint) =>
-  Refresher.layer().pipe(
+export const engineLayer = (endpoint: ScriptedTokenEndpoint, options?: Refresher.RefresherOptions) =>
+  Refresher.layer(options).pipe(
     Layer.provide(
       TokenEndpoint.layer({ url: endpoint.url, clientId: CLIENT_ID, clientSecret: Redacted.make(CLIENT_SECRET) })
     ),

@@ -507,7 +507,7 @@ export const make = (
       effect: Effect.Effect<A, E, R>
     ): Effect.Effect<A, E | Errors.LockTimeout | Errors.StoreError, R> =>
       Effect.gen(function*() {
-        const span = yield* Effect.makeSpan(Telemetry.SpanNames.lockWait)
+        const span = yield* Effect.makeSpan(Telemetry.SpanNames.lockWait, { captureStackTrace: false })
         const requestedAt = clock.unsafeCurrentTimeMillis()
         let ended = false
         const endWait = (exit: Exit.Exit<unknown, unknown>) =>
@@ -578,7 +578,9 @@ export const make = (
             report
           ], { discard: true })
         }),
+        // No stack trace: it costs an Error per refresh, and the span names the place already.
         Effect.withSpan(Telemetry.SpanNames.refresh, {
+          captureStackTrace: false,
           attributes: {
             [Telemetry.Attributes.grantKeyHash]: Telemetry.hashKey(key),
             [Telemetry.Attributes.clientId]: endpoint.clientId,

@@ -275,6 +275,7 @@ export const make = (
                 Metric.update(Telemetry.attemptDuration, Number(end - start) / 1_000_000)))),
         Effect.withSpan(Telemetry.SpanNames.attempt, {
           kind: "client",
+          captureStackTrace: false,
           attributes: {
             [Telemetry.Attributes.attempt]: request.attempt ?? 1,
             [Telemetry.Attributes.serverAddress]: url.hostname,

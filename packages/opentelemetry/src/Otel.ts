@@ -34,6 +34,7 @@ import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Tracer from "effect/Tracer"
+import * as OtelApi from "@opentelemetry/api"
 
 /**
  * The OTLP/HTTP encoding. Jaeger v2 and the Collector accept both on port 4318.
@@ -143,8 +144,33 @@ const makeLayer = (settings: Resolved): Layer.Layer<never> => {
     ...(settings.shutdownTimeout !== undefined ? { shutdownTimeout: settings.shutdownTimeout } : {})
   }))
   // Only the side effects matter (the tracer and the metric reader); nothing to hand to the program.
-  return Layer.provide(Layer.empty, sdk)
+  return traces !== undefined ? Layer.provide(leanTracer, sdk) : Layer.provide(Layer.empty, sdk)
 }
+
+const probeKey = OtelApi.createContextKey("@renew/opentelemetry/probe")
+const probeContext = OtelApi.ROOT_CONTEXT.setValue(probeKey, true)
+
+/** Whether a global OpenTelemetry context manager is registered: without one, `context.with` drops its context. */
+const contextManagerRegistered = (): boolean =>
+  OtelApi.context.with(probeContext, () => OtelApi.context.active().getValue(probeKey) === true)
+
+/**
+ * The tracer `NodeSdk.layer` installs, minus a per-step cost. `@effect/opentelemetry` makes the fiber's current span
+ * the active OpenTelemetry context around every step of every fiber that has one (so OpenTelemetry-instrumented
+ * libraries called from Effect see it as their parent): an OpenTelemetry Context allocated per step, ~600 per refresh.
+ * Without a registered context manager (`NodeSdk.layer` registers none) the OpenTelemetry API drops that context
+ * anyway, so the step hook only runs when one is registered, checked again at every span start.
+ */
+const leanTracer: Layer.Layer<never> = Layer.unwrapEffect(Effect.map(Effect.tracer, (tracer) => {
+  let propagate = contextManagerRegistered()
+  return Layer.setTracer(Tracer.make({
+    span(name, parent, context, links, startTime, kind, options) {
+      propagate = contextManagerRegistered()
+      return tracer.span(name, parent, context, links, startTime, kind, options)
+    },
+    context: (execution, fiber) => (propagate ? tracer.context(execution, fiber) : execution())
+  }))
+}))
 
 /**
  * Exports Renew's traces (and, when asked, metrics) over OTLP/HTTP.
