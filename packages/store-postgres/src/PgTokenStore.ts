@@ -28,11 +28,13 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Crypto from "node:crypto"
-import { type Cipher, type Encryption, makeCipher, undecryptable } from "@renew/store-kit/Cipher"
+import { type Cipher, type Encryption, makeCipher } from "@renew/store-kit/Cipher"
+import * as GrantRecord from "@renew/store-kit/GrantRecord"
 import { makeWithLock } from "@renew/store-kit/Lease"
 
 export type { Encryption } from "@renew/store-kit/Cipher"
@@ -108,19 +110,11 @@ interface Tables {
   readonly versions: string
 }
 
+// A row of the grants table; PostgreSQL hands bigints back as strings, which GrantRecord.decode accepts.
 interface GrantRow {
   readonly key: string
   readonly version: string | number
-  readonly access_token: string | null
-  readonly refresh_token: string | null
-  readonly token_type: string
-  readonly issued_at: string | number
-  readonly expires_at: string | number
-  readonly scope: string | null
-  readonly refresh_token_expires_at: string | number | null
-  readonly refresh_started_at: string | number | null
-  readonly reauth_required: string | null
-  readonly key_id: string | null
+  readonly [field: string]: unknown
 }
 
 const storeError = (operation: string, detail: string) => new RefreshError.StoreError({ operation, detail })
@@ -322,43 +316,10 @@ export const make = (
     const grants = sql(tables.grants)
     const leases = sql(tables.leases)
 
-    const seal = (key: string, column: string, value: Redacted.Redacted<string> | undefined): string | null => {
-      if (value === undefined) return null
-      return cipher === undefined ? Redacted.value(value) : cipher.encrypt(Redacted.value(value), `${key}\u0000${column}`)
-    }
-
     const decode = (row: GrantRow): Effect.Effect<Token.Grant, RefreshError.StoreError> =>
-      Effect.suspend(() => {
-        const open = (column: "access_token" | "refresh_token"): string | undefined | Error => {
-          const value = row[column]
-          if (value === null) return undefined
-          if (row.key_id === null) return value
-          if (cipher === undefined) return new Error(undecryptable(row.key_id, cipher))
-          return cipher.decrypt(value, `${row.key}\u0000${column}`, row.key_id) ?? new Error(undecryptable(row.key_id, cipher))
-        }
-        const accessToken = open("access_token")
-        const refreshToken = open("refresh_token")
-        for (const value of [accessToken, refreshToken]) {
-          if (value instanceof Error) return Effect.fail(storeError("get", value.message))
-        }
-        return Effect.try({
-          try: () =>
-            new Token.Grant({
-              ...(typeof accessToken === "string" ? { accessToken: Redacted.make(accessToken) } : {}),
-              ...(typeof refreshToken === "string" ? { refreshToken: Redacted.make(refreshToken) } : {}),
-              tokenType: row.token_type,
-              issuedAt: Number(row.issued_at),
-              expiresAt: Number(row.expires_at),
-              ...(row.scope !== null ? { scope: row.scope } : {}),
-              ...(row.refresh_token_expires_at !== null
-                ? { refreshTokenExpiresAt: Number(row.refresh_token_expires_at) }
-                : {}),
-              ...(row.refresh_started_at !== null ? { refreshStartedAt: Number(row.refresh_started_at) } : {}),
-              ...(row.reauth_required !== null ? { reauthRequired: row.reauth_required as Token.ReauthReason } : {}),
-              version: Number(row.version)
-            }),
-          catch: () => storeError("get", `a row of ${tables.grants} is malformed (was the table edited by hand?)`)
-        })
+      Either.match(GrantRecord.decode(row.key, { ...row }, cipher), {
+        onLeft: (detail) => Effect.fail(storeError("get", `${detail} (table ${tables.grants})`)),
+        onRight: Effect.succeed
       })
 
     const get = (key: string) =>
@@ -374,20 +335,7 @@ export const make = (
       Effect.gen(function*() {
         const version = (expectedVersion ?? 0) + 1
         const writeId = Crypto.randomUUID()
-        const columns = {
-          version,
-          access_token: seal(key, "access_token", grant.accessToken),
-          refresh_token: seal(key, "refresh_token", grant.refreshToken),
-          token_type: grant.tokenType,
-          issued_at: grant.issuedAt,
-          expires_at: grant.expiresAt,
-          scope: grant.scope ?? null,
-          refresh_token_expires_at: grant.refreshTokenExpiresAt ?? null,
-          refresh_started_at: grant.refreshStartedAt ?? null,
-          reauth_required: grant.reauthRequired ?? null,
-          key_id: cipher?.activeKeyId ?? null,
-          write_id: writeId
-        }
+        const columns = { version, ...GrantRecord.encode(key, grant, cipher), write_id: writeId }
         // One statement each: the version check and the write cannot be split.
         const statement = expectedVersion === undefined
           ? sql`INSERT INTO ${grants} ${sql.insert({ key, ...columns })} ON CONFLICT (key) DO NOTHING RETURNING version`

@@ -22,12 +22,14 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { Redis, type RedisOptions } from "ioredis"
 import * as Crypto from "node:crypto"
-import { type Cipher, type Encryption, makeCipher, undecryptable } from "@renew/store-kit/Cipher"
+import { type Cipher, type Encryption, makeCipher } from "@renew/store-kit/Cipher"
+import * as GrantRecord from "@renew/store-kit/GrantRecord"
 import { type Attempt, makeWithLock } from "@renew/store-kit/Lease"
 
 export type { Encryption } from "@renew/store-kit/Cipher"
@@ -288,18 +290,6 @@ const detect = (redis: Redis): Promise<DurabilityReport> =>
 // The store
 // ---------------------------------------------------------------------------------------------------------------
 
-const FIELDS = [
-  "access_token",
-  "refresh_token",
-  "token_type",
-  "issued_at",
-  "expires_at",
-  "scope",
-  "refresh_token_expires_at",
-  "refresh_started_at",
-  "reauth_required",
-  "key_id"
-] as const
 
 const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
 
@@ -407,48 +397,10 @@ export const make = (
     const grantKey = (key: string) => `${prefix}grant:${key}`
     const leaseKey = (key: string) => `${prefix}lease:${key}`
 
-    const seal = (key: string, column: string, value: Redacted.Redacted<string> | undefined): string | undefined => {
-      if (value === undefined) return undefined
-      return cipher === undefined ? Redacted.value(value) : cipher.encrypt(Redacted.value(value), `${key}\u0000${column}`)
-    }
-
     const decode = (key: string, hash: Record<string, string>): Effect.Effect<Token.Grant, RefreshError.StoreError> =>
-      Effect.suspend(() => {
-        const keyId = hash["key_id"]
-        const open = (column: "access_token" | "refresh_token"): string | undefined | Error => {
-          const value = hash[column]
-          if (value === undefined) return undefined
-          if (keyId === undefined) return value
-          if (cipher === undefined) return new Error(undecryptable(keyId, cipher))
-          return cipher.decrypt(value, `${key}\u0000${column}`, keyId) ?? new Error(undecryptable(keyId, cipher))
-        }
-        const accessToken = open("access_token")
-        const refreshToken = open("refresh_token")
-        for (const value of [accessToken, refreshToken]) {
-          if (value instanceof Error) return Effect.fail(storeError("get", value.message))
-        }
-        const number = (field: string) => (hash[field] === undefined ? undefined : Number(hash[field]))
-        return Effect.try({
-          try: () =>
-            new Token.Grant({
-              ...(typeof accessToken === "string" ? { accessToken: Redacted.make(accessToken) } : {}),
-              ...(typeof refreshToken === "string" ? { refreshToken: Redacted.make(refreshToken) } : {}),
-              tokenType: hash["token_type"]!,
-              issuedAt: number("issued_at")!,
-              expiresAt: number("expires_at")!,
-              ...(hash["scope"] !== undefined ? { scope: hash["scope"] } : {}),
-              ...(hash["refresh_token_expires_at"] !== undefined
-                ? { refreshTokenExpiresAt: number("refresh_token_expires_at")! }
-                : {}),
-              ...(hash["refresh_started_at"] !== undefined ? { refreshStartedAt: number("refresh_started_at")! } : {}),
-              ...(hash["reauth_required"] !== undefined
-                ? { reauthRequired: hash["reauth_required"] as Token.ReauthReason }
-                : {}),
-              version: number("version")!
-            }),
-          catch: () =>
-            storeError("get", `the grant hash ${grantKey("<key>")} is malformed (was it edited by hand, or written by another program under this prefix?)`)
-        })
+      Either.match(GrantRecord.decode(key, hash, cipher), {
+        onLeft: (detail) => Effect.fail(storeError("get", `${detail} (the hash ${grantKey("<key>")})`)),
+        onRight: Effect.succeed
       })
 
     const get = (key: string) =>
@@ -481,22 +433,12 @@ export const make = (
     const compareAndSet = (key: string, expectedVersion: number | undefined, grant: Token.Grant) =>
       Effect.gen(function*() {
         const version = (expectedVersion ?? 0) + 1
-        const values: Record<(typeof FIELDS)[number], string | undefined> = {
-          access_token: seal(key, "access_token", grant.accessToken),
-          refresh_token: seal(key, "refresh_token", grant.refreshToken),
-          token_type: grant.tokenType,
-          issued_at: String(grant.issuedAt),
-          expires_at: String(grant.expiresAt),
-          scope: grant.scope,
-          refresh_token_expires_at: grant.refreshTokenExpiresAt?.toString(),
-          refresh_started_at: grant.refreshStartedAt?.toString(),
-          reauth_required: grant.reauthRequired,
-          key_id: cipher?.activeKeyId
-        }
+        // A hash has no null: absent fields are left out.
+        const record = GrantRecord.encode(key, grant, cipher)
         const pairs: Array<string> = []
-        for (const field of FIELDS) {
-          const value = values[field]
-          if (value !== undefined) pairs.push(field, value)
+        for (const field of GrantRecord.fields) {
+          const value = record[field]
+          if (value !== null) pairs.push(field, String(value))
         }
         pairs.push("updated_at", String(Date.now()))
         const writeId = Crypto.randomUUID()

@@ -16,14 +16,15 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { RefreshError, Token, TokenStore } from "@renew/core"
 import * as Cipher from "@renew/store-kit/Cipher"
+import * as GrantRecord from "@renew/store-kit/GrantRecord"
 import * as Lease from "@renew/store-kit/Lease"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -74,19 +75,10 @@ const MIGRATION_1 = [
   )`
 ]
 
-interface GrantRow {
+// A row of renew_grants: the grant's record (GrantRecord) under its key and version.
+interface GrantRow extends GrantRecord.GrantRecord {
   readonly key: string
   readonly version: number
-  readonly access_token: string | null
-  readonly refresh_token: string | null
-  readonly token_type: string
-  readonly issued_at: number
-  readonly expires_at: number
-  readonly scope: string | null
-  readonly refresh_token_expires_at: number | null
-  readonly refresh_started_at: number | null
-  readonly reauth_required: string | null
-  readonly key_id: string | null
 }
 
 const storeError = (operation: string, detail: string) => new RefreshError.StoreError({ operation, detail })
@@ -189,43 +181,10 @@ export const make = (
       })
     )
 
-    const encode = (key: string, column: string, value: Redacted.Redacted<string> | undefined): string | null => {
-      if (value === undefined) return null
-      return cipher === undefined ? Redacted.value(value) : cipher.encrypt(Redacted.value(value), `${key}\u0000${column}`)
-    }
-
     const decode = (row: GrantRow): Effect.Effect<Token.Grant, RefreshError.StoreError> =>
-      Effect.suspend(() => {
-        const open = (column: "access_token" | "refresh_token"): string | undefined | Error => {
-          const value = row[column]
-          if (value === null) return undefined
-          if (row.key_id === null) return value
-          return cipher?.decrypt(value, `${row.key}\u0000${column}`, row.key_id) ??
-            new Error(Cipher.undecryptable(row.key_id, cipher))
-        }
-        const accessToken = open("access_token")
-        const refreshToken = open("refresh_token")
-        for (const value of [accessToken, refreshToken]) {
-          if (value instanceof Error) return Effect.fail(storeError("get", value.message))
-        }
-        return Effect.try({
-          try: () =>
-            new Token.Grant({
-              ...(typeof accessToken === "string" ? { accessToken: Redacted.make(accessToken) } : {}),
-              ...(typeof refreshToken === "string" ? { refreshToken: Redacted.make(refreshToken) } : {}),
-              tokenType: row.token_type,
-              issuedAt: Number(row.issued_at),
-              expiresAt: Number(row.expires_at),
-              ...(row.scope !== null ? { scope: row.scope } : {}),
-              ...(row.refresh_token_expires_at !== null
-                ? { refreshTokenExpiresAt: Number(row.refresh_token_expires_at) }
-                : {}),
-              ...(row.refresh_started_at !== null ? { refreshStartedAt: Number(row.refresh_started_at) } : {}),
-              ...(row.reauth_required !== null ? { reauthRequired: row.reauth_required as Token.ReauthReason } : {}),
-              version: Number(row.version)
-            }),
-          catch: () => storeError("get", "a stored grant row is malformed (was the table edited by hand?)")
-        })
+      Either.match(GrantRecord.decode(row.key, { ...row }, cipher), {
+        onLeft: (detail) => Effect.fail(storeError("get", detail)),
+        onRight: Effect.succeed
       })
 
     const get = (key: string) =>
@@ -237,20 +196,7 @@ export const make = (
     const compareAndSet = (key: string, expectedVersion: number | undefined, grant: Token.Grant) =>
       Effect.gen(function*() {
         const version = (expectedVersion ?? 0) + 1
-        const columns = {
-          version,
-          access_token: encode(key, "access_token", grant.accessToken),
-          refresh_token: encode(key, "refresh_token", grant.refreshToken),
-          token_type: grant.tokenType,
-          issued_at: grant.issuedAt,
-          expires_at: grant.expiresAt,
-          scope: grant.scope ?? null,
-          refresh_token_expires_at: grant.refreshTokenExpiresAt ?? null,
-          refresh_started_at: grant.refreshStartedAt ?? null,
-          reauth_required: grant.reauthRequired ?? null,
-          key_id: cipher?.activeKeyId ?? null,
-          updated_at: now()
-        }
+        const columns = { version, ...GrantRecord.encode(key, grant, cipher), updated_at: now() }
         // One statement each: SQLite runs it atomically, so the version check and the write cannot be split.
         const written = expectedVersion === undefined
           ? yield* run(
