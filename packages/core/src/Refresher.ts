@@ -414,6 +414,7 @@ export const make = (
         const stored = yield* Effect.uninterruptibleMask((restore) =>
           Effect.gen(function*() {
             const response = yield* restore(exchange(refreshToken, outcome.attempts))
+            const answeredAt = clock.unsafeCurrentTimeMillis()
             written.answered = true
             const answered = grantFromResponse(response, current, { now: outcome.attempts.sentAt, defaultLifetime })
             // Learning the new refresh token's expiry (introspection) is best effort: interruptible, so its timeout
@@ -429,6 +430,7 @@ export const make = (
                 while: (error) => error._tag === "StoreError"
               })
             )
+            yield* Metric.update(Telemetry.persistLag, clock.unsafeCurrentTimeMillis() - answeredAt)
             remember(key, stored)
             outcome.value = "success"
             return stored

@@ -99,6 +99,19 @@ export const lockWait = Metric.histogram(
 )
 
 /**
+ * The exposure window (DU-5): from the token endpoint's 2xx to the rotated grant being stored. A process dying inside
+ * it leaves a refresh-in-flight intent for the next holder to resolve.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const persistLag = Metric.histogram(
+  "renew_refresh_persist_lag_ms",
+  MetricBoundaries.fromIterable([0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000]),
+  "From the token endpoint's answer to the rotated grant being stored, milliseconds"
+)
+
+/**
  * Access tokens served from memory without any I/O.
  *
  * @since 0.1.0

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Refresher, RefreshError, Token, TokenStore } from "@renew/core"
-import { Clock, Effect, Either, Exit, Fiber, Layer, Option, Redacted } from "effect"
+import { Refresher, RefreshError, Telemetry, Token, TokenStore } from "@renew/core"
+import { Clock, Effect, Either, Exit, Fiber, Layer, Metric, Option, Redacted } from "effect"
 import { engine, scriptedEndpoint, seedExpired } from "./support/harness.js"
 
 const KEY = "user-42"
@@ -378,6 +378,19 @@ describe("Refresher", () => {
         assert.strictEqual(Redacted.value(token), "at_from_other_holder")
         assert.strictEqual(endpoint.refreshRequests, 0)
       }).pipe(Effect.provide(engine(endpoint, { store: Layer.succeed(TokenStore.TokenStore, store) })))
+    }))
+
+  it.scopedLive("the exposure window from the 2xx to the stored grant is measured (DU-5)", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* scriptedEndpoint()
+      const before = (yield* Metric.value(Telemetry.persistLag)).count
+      yield* Effect.gen(function*() {
+        yield* seedExpired(endpoint, KEY)
+        yield* (yield* Refresher.Refresher).getAccessToken(KEY)
+      }).pipe(Effect.provide(engine(endpoint)))
+      const after = yield* Metric.value(Telemetry.persistLag)
+      assert.strictEqual(after.count - before, 1)
+      assert.isAtLeast(after.min, 0)
     }))
 
   it.scopedLive("typed errors for a missing grant and a grant without refresh token", () =>
