@@ -124,7 +124,10 @@ export const redisServerBinary = (): Service => {
   }
 }
 
-/** Registers one skipped test whose name explains how to enable the skipped ones. */
+/**
+ * On a machine without the service (never in CI: `settle` throws there), registers one skipped test whose name says
+ * how to enable the skipped ones, so the skip is visible in the summary instead of silent.
+ */
 export const skipNotice = (...services: ReadonlyArray<Service>): void => {
   for (const service of services) {
     if (!service.available) it.skip(`${service.name} unavailable, tests skipped: ${service.reason}`, () => {})

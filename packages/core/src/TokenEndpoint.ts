@@ -306,14 +306,12 @@ export const make = (
         Effect.flatMap((response) => response.status === 200 ? response.json : Effect.succeed(undefined)),
         Effect.scoped,
         Effect.map((body): Option.Option<Introspection> => {
-          if (typeof body !== "object" || body === null || typeof (body as any).active !== "boolean") {
-            return Option.none()
+          const { active, exp } = (typeof body === "object" && body !== null ? body : {}) as {
+            readonly active?: unknown
+            readonly exp?: unknown
           }
-          const exp = (body as { exp?: unknown }).exp
-          return Option.some({
-            active: (body as { active: boolean }).active,
-            ...(typeof exp === "number" ? { expiresAt: exp * 1000 } : {})
-          })
+          if (typeof active !== "boolean") return Option.none()
+          return Option.some({ active, ...(typeof exp === "number" ? { expiresAt: exp * 1000 } : {}) })
         }),
         Effect.timeout(timeoutMillis),
         Effect.orElseSucceed(() => Option.none<Introspection>()),
