@@ -265,7 +265,7 @@ export const run = (ctx: {
       "cut-network": () =>
         Effect.sync(() => {
           proxy.cutNetwork()
-          return "the network between the client and the authorization server is cut. Expect: refreshes fail with NetworkError and are retried; while the access token is valid it is served (stale), after that calls fail until POST /admin/chaos/restore-network."
+          return "the network between the client and the authorization server is cut. Expect: refreshes fail with NetworkError; a dropped connection may have reached the server, so the same refresh token is not sent again at once; while the access token is valid it is served (stale), after that calls fail until POST /admin/chaos/restore-network."
         }),
       "restore-network": () =>
         Effect.sync(() => {

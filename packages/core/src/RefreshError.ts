@@ -62,6 +62,21 @@ const seconds = (millis: number): string => `${Math.round(millis / 100) / 10}s`
 export const InvalidGrantReason = Schema.Literal("expired", "revoked", "unknown", "rotation_lost")
 
 /**
+ * With `rotation_lost`: what left the earlier refresh without a known outcome.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const LostRotationCause = Schema.Literal("crash", "timeout", "connection_reset", "unreadable_answer")
+
+const lostRotationWhy: Record<typeof LostRotationCause.Type, string> = {
+  crash: "a process stopped after sending the refresh and before storing its answer",
+  timeout: "an earlier refresh timed out after it was sent, and the server had rotated the token",
+  connection_reset: "the connection broke after an earlier refresh was sent, and the server had rotated the token",
+  unreadable_answer: "an earlier refresh got an answer that could not be read, and the server had rotated the token"
+}
+
+/**
  * The refresh token is expired, revoked, was already used after a rotation, or belongs to another client.
  * Terminal: the user must authorize again.
  *
@@ -70,7 +85,9 @@ export const InvalidGrantReason = Schema.Literal("expired", "revoked", "unknown"
  */
 export class InvalidGrant extends Schema.TaggedError<InvalidGrant>("@renew/core/InvalidGrant")("InvalidGrant", {
   ...ServerAnswer,
-  reason: Schema.optional(InvalidGrantReason)
+  reason: Schema.optional(InvalidGrantReason),
+  /** With `rotation_lost`: what left the earlier refresh without a known outcome. */
+  lostAfter: Schema.optional(LostRotationCause)
 }) {
   /** @since 0.1.0 */
   readonly [TypeId]: TypeId = TypeId
@@ -85,7 +102,7 @@ export class InvalidGrant extends Schema.TaggedError<InvalidGrant>("@renew/core/
       : this.reason === "revoked"
       ? "the refresh token was revoked or is no longer known to the server"
       : this.reason === "rotation_lost"
-      ? "a rotated refresh token was lost (a process died after the server rotated it but before it was stored)"
+      ? `a rotated refresh token was lost (${lostRotationWhy[this.lostAfter ?? "crash"]})`
       : "the refresh token is expired, revoked, already used after a rotation, or issued to another client"
     return render(
       `The authorization server rejected the refresh token: ${why}`,
@@ -473,6 +490,26 @@ export class StaleWrite extends Schema.TaggedError<StaleWrite>("@renew/core/Stal
 }
 
 /**
+ * The engine is shutting down or has shut down (`dispose()`, or the Refresher layer's scope closed): no new refresh
+ * is started. Refreshes already sent were allowed to finish and were stored.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class EngineClosed extends Schema.TaggedError<EngineClosed>("@renew/core/EngineClosed")("EngineClosed", {}) {
+  /** @since 0.2.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.2.0 */
+  get retryable(): boolean {
+    return false
+  }
+  /** @since 0.2.0 */
+  override get message(): string {
+    return "The token engine has been shut down (dispose() or its scope closed); no new refresh is started. Create a new engine to continue."
+  }
+}
+
+/**
  * Configuration refused before any request was made (a malformed or non-https token endpoint, a bad option).
  *
  * @since 0.1.0
@@ -519,6 +556,7 @@ export type RefreshError =
   | StoreError
   | LockTimeout
   | StaleWrite
+  | EngineClosed
 
 /**
  * A schema for the whole family, to encode and decode failures (the CLI prints them as JSON, stores may persist the
@@ -543,7 +581,8 @@ export const RefreshError: Schema.Union<[
   typeof GrantNotFound,
   typeof StoreError,
   typeof LockTimeout,
-  typeof StaleWrite
+  typeof StaleWrite,
+  typeof EngineClosed
 ]> = Schema.Union(
   InvalidGrant,
   InvalidClient,
@@ -560,7 +599,8 @@ export const RefreshError: Schema.Union<[
   GrantNotFound,
   StoreError,
   LockTimeout,
-  StaleWrite
+  StaleWrite,
+  EngineClosed
 )
 
 /**

@@ -125,19 +125,25 @@ export const make = (options: RetryPolicyOptions = {}): Schedule.Schedule<RetryD
 }
 
 /**
- * Makes any schedule safe to use as a refresh retry policy: terminal errors stop it, and a `Retry-After` is never
- * undercut. Use it to bring your own schedule.
+ * Makes any schedule safe to use as a refresh retry policy: terminal errors stop it, a `Retry-After` is never
+ * undercut, and one longer than `maxRetryAfter` (default 30 seconds) ends the retries at once instead of parking
+ * every caller for as long as the server asks. Use it to bring your own schedule.
  *
  * @since 0.1.0
  * @category combinators
  */
 export const fromSchedule = <Out, R>(
-  schedule: Schedule.Schedule<Out, RefreshError, R>
-): Schedule.Schedule<RefreshError, RefreshError, R> =>
-  schedule.pipe(
+  schedule: Schedule.Schedule<Out, RefreshError, R>,
+  options: { readonly maxRetryAfter?: Duration.DurationInput | undefined } = {}
+): Schedule.Schedule<RefreshError, RefreshError, R> => {
+  const maxRetryAfter = Duration.toMillis(options.maxRetryAfter ?? defaults.maxRetryAfter)
+  return schedule.pipe(
     Schedule.passthrough,
-    Schedule.whileInput((error: RefreshError) => error.retryable),
+    Schedule.whileInput((error: RefreshError) =>
+      error.retryable && (retryAfterOf(error) ?? 0) <= maxRetryAfter
+    ),
     Schedule.modifyDelay((error: RefreshError, delay) =>
       Duration.max(delay, Duration.millis(retryAfterOf(error) ?? 0))
     )
   )
+}

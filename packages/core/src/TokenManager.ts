@@ -44,6 +44,12 @@ export interface TokenManagerOptions {
   /** Per-attempt timeout in milliseconds. Default 10000. */
   readonly timeoutMs?: number | undefined
   readonly retry?: RetryPolicy.RetryPolicyOptions | Schedule.Schedule<unknown, Errors.RefreshError> | undefined
+  /** The longest `Retry-After` honoured, in seconds (longer ones end the retries at once). Default 30. */
+  readonly maxRetryAfterSeconds?: number | undefined
+  /** After a refresh failed for good, calls on the same refresh token get the error without a request. Default 30. */
+  readonly failureCooldownSeconds?: number | undefined
+  /** How long the server accepts a rotated refresh token again (Okta, Auth0), in seconds. Default 0. */
+  readonly reuseGracePeriodSeconds?: number | undefined
   /**
    * Where grants live: a SQLite file path (durable, shared by the processes of one machine; needs the
    * `@renew/store-sqlite` package), any TokenStore layer (Redis, PostgreSQL, …), or by default memory (lost on
@@ -66,7 +72,10 @@ export interface TokenManager {
   /** Refreshes now (subject to the forced-refresh cooldown). */
   readonly refresh: (key: string) => Promise<void>
   readonly removeGrant: (key: string) => Promise<void>
-  /** Stops background work and releases the store. Pending refreshes are interrupted. */
+  /**
+   * Stops the manager: new calls reject with `EngineClosed`; refreshes already sent to the server finish and are
+   * stored (bounded by the per-attempt timeout), then the store is released.
+   */
   readonly dispose: () => Promise<void>
 }
 
@@ -117,6 +126,7 @@ const storeLayer = (
  * @category constructors
  */
 export const createTokenManager = (options: TokenManagerOptions): TokenManager => {
+  const seconds = (value: number | undefined) => (value === undefined ? undefined : Duration.seconds(value))
   const endpointOptions: TokenEndpoint.TokenEndpointOptions = {
     url: options.tokenEndpoint,
     clientId: options.clientId,
@@ -139,6 +149,9 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
       ? Duration.seconds(options.defaultLifetimeSeconds)
       : undefined,
     retry: options.retry,
+    maxRetryAfter: seconds(options.maxRetryAfterSeconds),
+    failureCooldown: seconds(options.failureCooldownSeconds),
+    reuseGracePeriod: seconds(options.reuseGracePeriodSeconds),
     coarseClock: true
   }).pipe(
     Layer.provide(TokenEndpoint.layer(endpointOptions)),
@@ -151,12 +164,19 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   const inFlight = new Map<string, Promise<string>>()
 
   let disposed = false
-  const run = <A>(f: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, unknown>): Promise<A> =>
-    runtime.runPromiseExit(Effect.flatMap(Refresher.Refresher, (resolved) => {
+  const run = <A>(f: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, unknown>): Promise<A> => {
+    if (disposed) return Promise.reject(new Errors.EngineClosed())
+    return runtime.runPromiseExit(Effect.flatMap(Refresher.Refresher, (resolved) => {
       // A call that started before dispose() must not bring the engine back.
       if (!disposed) engine = resolved
       return f(resolved)
-    })).then((exit) => Exit.isSuccess(exit) ? exit.value : Promise.reject(Cause.squash(exit.cause)))
+    })).then((exit) =>
+      Exit.isSuccess(exit)
+        ? exit.value
+        // A rejection is always a tagged error: an interruption can only come from shutting down.
+        : Promise.reject(Cause.isInterruptedOnly(exit.cause) ? new Errors.EngineClosed() : Cause.squash(exit.cause))
+    )
+  }
 
   return {
     setGrant: (key, grant) => run((engine) => Effect.asVoid(engine.setGrant(key, grant))),

@@ -228,10 +228,16 @@ describe("Refresher", () => {
         const error = yield* Effect.flip(refresher.getAccessToken(KEY))
         assert.strictEqual(error._tag, "ServerError")
         assert.strictEqual(endpoint.refreshRequests, 3)
-        // The grant is intact: the next call refreshes successfully.
+        // Within the retry interval a call gets the same error without a request (ER-3)...
+        assert.strictEqual(yield* Effect.flip(refresher.getAccessToken(KEY)), error)
+        assert.strictEqual(endpoint.refreshRequests, 3)
+        // ...and the grant is intact: after it, the next call refreshes successfully.
+        yield* Effect.sleep("150 millis")
         const token = yield* refresher.getAccessToken(KEY)
         assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
-      }).pipe(Effect.provide(engine(endpoint, { refresher: { retry: { maxAttempts: 3, initialDelay: "5 millis" } } })))
+      }).pipe(Effect.provide(engine(endpoint, {
+        refresher: { retry: { maxAttempts: 3, initialDelay: "5 millis" }, staleRetryInterval: "100 millis" }
+      })))
     }))
 
   it.scopedLive("two engines sharing a store refresh once: the second re-reads under the lock", () =>
@@ -408,7 +414,7 @@ describe("Refresher", () => {
       }).pipe(Effect.provide(engine(endpoint)))
     }))
 
-  it.scopedLive("the layer's scope closing interrupts an in-flight refresh", () =>
+  it.scopedLive("the layer's scope closing waits for a sent attempt, bounded by its timeout", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint()
       endpoint.script({ kind: "hang" })
@@ -416,8 +422,9 @@ describe("Refresher", () => {
         const refresher = yield* Refresher.Refresher
         yield* seedExpired(endpoint, KEY)
         return yield* refresher.getAccessToken(KEY).pipe(Effect.timeout("100 millis"), Effect.exit)
-      }).pipe(Effect.provide(engine(endpoint, { endpoint: { timeout: "10 seconds" } })), Effect.timeout("3 seconds"))
+      }).pipe(Effect.provide(engine(endpoint, { endpoint: { timeout: "300 millis" } })), Effect.timeout("10 seconds"))
       assert.isTrue(Exit.isFailure(exit))
+      assert.strictEqual(endpoint.refreshRequests, 1)
     }))
 })
 
@@ -510,7 +517,7 @@ describe("Refresher on a durable store: the refresh-in-flight intent (DU-4)", ()
       }).pipe(Effect.provide(engine(endpoint, {
         store: durableMemory,
         endpoint: { timeout: "200 millis" },
-        refresher: { retry: { maxAttempts: 1 } }
+        refresher: { retry: { maxAttempts: 1 }, failureCooldown: 0 }
       })))
     }))
 })

@@ -101,7 +101,7 @@ describe("found in review", () => {
   it.live("a failing onClear hook does not change the refresh's outcome", () =>
     Effect.gen(function*() {
       let calls = 0
-      const layer = Refresher.layer({ retry: { maxAttempts: 1 } }).pipe(
+      const layer = Refresher.layer({ retry: { maxAttempts: 1 }, staleRetryInterval: 0 }).pipe(
         Layer.provide(fakeEndpoint(() =>
           ++calls === 1
             ? Effect.fail(new RefreshError.ServerError({ status: 503 }))

@@ -50,7 +50,8 @@ export const remedy: Record<Tag, RegExp> = {
   GrantNotFound: /authorize first/i,
   StoreError: /check the store/i,
   LockTimeout: /retry later/i,
-  StaleWrite: /read the grant again/i
+  StaleWrite: /read the grant again/i,
+  EngineClosed: /create a new engine/i
 }
 
 interface RowBase {

@@ -48,6 +48,8 @@ export const remedyFor = (error: RefreshError.RefreshError | RefreshError.Config
     case "LockTimeout":
     case "StaleWrite":
       return "A storage problem, not an authorization one: see the message; `renew inspect --store <file>` shows the grant's state."
+    case "EngineClosed":
+      return "The engine was shut down while the command ran; run it again."
     case "ConfigurationError":
       return "Fix the option named above."
   }

@@ -1,0 +1,281 @@
+/**
+ * One refresh of one grant, as the single flight runs it: read the grant, stop if a guard says so, take the grant's
+ * lease, read again, record the intent, exchange the refresh token, and on failure carry out the failure policy's
+ * decision. The flight is uninterruptible except while it waits (see exchange.ts): shutdown never abandons a sent
+ * refresh token.
+ *
+ * @internal
+ */
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Schedule from "effect/Schedule"
+import * as Errors from "../RefreshError.js"
+import * as Telemetry from "../Telemetry.js"
+import type { Grant } from "../Token.js"
+import { grantFromResponse, refreshAt } from "../Token.js"
+import type { TokenEndpoint } from "../TokenEndpoint.js"
+import type { Lease, TokenStore } from "../TokenStore.js"
+import { isActive, learnRefreshTokenExpiry, verdictOn } from "./diagnosis.js"
+import type { Attempts, Representation } from "./exchange.js"
+import { detached, exchange } from "./exchange.js"
+import type { PolicySettings, UnknownOutcome } from "./failurePolicy.js"
+import { decide, needsVerdict, rereadsStore } from "./failurePolicy.js"
+import type { GrantCache } from "./grantCache.js"
+import type * as Intent from "./intent.js"
+import type { RefreshGuards } from "./refreshGuards.js"
+import type { Outcome } from "./refreshTelemetry.js"
+import { spanEvent, withLockTraced } from "./refreshTelemetry.js"
+
+/** @internal */
+export type Trigger =
+  | { readonly _tag: "due" }
+  | { readonly _tag: "forced" }
+  | { readonly _tag: "rejected"; readonly accessToken: string }
+
+/** Everything a flight needs from its engine. @internal */
+export interface FlightContext {
+  readonly store: TokenStore["Type"]
+  readonly endpoint: TokenEndpoint["Type"]
+  readonly cache: GrantCache
+  readonly guards: RefreshGuards
+  readonly intent: ReturnType<typeof Intent.make>
+  readonly limiter: Effect.Semaphore
+  readonly schedule: Schedule.Schedule<unknown, Errors.RefreshError>
+  readonly settings: PolicySettings
+  readonly skewMillis: number
+  readonly defaultLifetimeMillis: number
+  readonly reuseGraceMillis: number
+  readonly isClosed: () => boolean
+  /** Per key: why the last refresh that kept its intent has no known outcome (for the recovery's message). */
+  readonly unknownOutcomes: Map<string, UnknownOutcome>
+  /** Per key: whether the server rotated the refresh token on the last refresh (learned, never assumed). */
+  readonly rotates: Map<string, boolean>
+}
+
+/** The grant under `key`, failing for a missing or dead one. @internal */
+export const load = (store: TokenStore["Type"], key: string): Effect.Effect<Grant, Errors.RefreshError> =>
+  Effect.flatMap(
+    store.get(key),
+    Option.match({
+      onNone: (): Effect.Effect<Grant, Errors.RefreshError> => Effect.fail(new Errors.GrantNotFound()),
+      onSome: (grant): Effect.Effect<Grant, Errors.RefreshError> =>
+        grant.reauthRequired === undefined
+          ? Effect.succeed(grant)
+          : Effect.fail(
+            new Errors.InvalidGrant(grant.reauthRequired === "invalid_grant" ? {} : { reason: grant.reauthRequired })
+          )
+    })
+  )
+
+/** Whether the stored grant serves this trigger as it is. @internal */
+export const usable = (context: FlightContext, key: string, grant: Grant, trigger: Trigger, now: number): boolean => {
+  if (grant.accessToken === undefined) return false
+  switch (trigger._tag) {
+    case "due":
+      return now < refreshAt(grant, context.skewMillis)
+    case "rejected":
+      return Redacted.value(grant.accessToken) !== trigger.accessToken || context.guards.forcedRecently(key, now)
+    case "forced":
+      return context.guards.forcedRecently(key, now)
+  }
+}
+
+/** @internal */
+export const runFlight = (
+  context: FlightContext,
+  key: string,
+  trigger: Trigger,
+  attempts: Attempts,
+  outcome: Outcome
+): Effect.Effect<Grant, Errors.RefreshError> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const { guards, store } = context
+      const clock = yield* Effect.clock
+      const before = yield* restore(load(store, key))
+      if (usable(context, key, before, trigger, clock.unsafeCurrentTimeMillis())) return remember(context, key, before)
+      // A pause answers without a request and changes nothing: only flights that sent may set one.
+      const paused = before.refreshToken === undefined
+        ? undefined
+        : guards.check(key, Redacted.value(before.refreshToken), trigger._tag, clock.unsafeCurrentTimeMillis())
+      if (paused !== undefined) return yield* Effect.fail(paused)
+      // The lock is taken interruptibly (its lease renewal runs beside the body and must stop with it); the body
+      // protects itself again.
+      return yield* restore(withLockTraced(store, key, (lease) =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(load(store, key), (current) =>
+            usable(context, key, current, trigger, clock.unsafeCurrentTimeMillis())
+              ? Effect.succeed(remember(context, key, current))
+              : refreshLocked(context, { key, current, trigger, lease, attempts, outcome, restore }))
+        ))).pipe(
+          // SF-4: the holder may have stored a fresh grant while we waited.
+          Effect.catchTag("LockTimeout", (timeout) => rereadOr(context, key, trigger, timeout, undefined))
+        )
+    })
+  )
+
+const remember = (context: FlightContext, key: string, grant: Grant): Grant => {
+  context.cache.set(key, grant, refreshAt(grant, context.skewMillis))
+  return grant
+}
+
+/** Serves a grant someone stored meanwhile (a version other than `seen`) if it serves the trigger; else fails. */
+const rereadOr = (
+  context: FlightContext,
+  key: string,
+  trigger: Trigger,
+  error: Errors.RefreshError,
+  seen: number | undefined
+): Effect.Effect<Grant, Errors.RefreshError> =>
+  Effect.flatMap(Effect.all([Effect.option(load(context.store, key)), Clock.currentTimeMillis]), ([stored, now]) =>
+    Option.isSome(stored) && stored.value.version !== seen && usable(context, key, stored.value, trigger, now)
+      ? Effect.succeed(remember(context, key, stored.value))
+      : Effect.fail(error))
+
+interface Locked {
+  readonly key: string
+  /** The grant as read under the lease. */
+  readonly current: Grant
+  readonly trigger: Trigger
+  readonly lease: Lease
+  readonly attempts: Attempts
+  readonly outcome: Outcome
+  readonly restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}
+
+const refreshLocked = (context: FlightContext, locked: Locked): Effect.Effect<Grant, Errors.RefreshError> => {
+  const { attempts, current, key, outcome, trigger } = locked
+  const { endpoint, intent } = context
+  const held: Intent.Held = { version: current.version, intent: false }
+  let recovering: Errors.InvalidGrant["lostAfter"] | undefined
+  return Effect.gen(function*() {
+    const refreshToken = current.refreshToken
+    if (refreshToken === undefined) return yield* new Errors.NoRefreshToken()
+    const now = yield* Clock.currentTimeMillis
+    if (trigger._tag !== "due") context.guards.noteForced(key, now)
+    // An earlier refresh without a recorded outcome: the server may have rotated this token (DU-4). A durable store
+    // says so with its intent; a memory store's process remembers it.
+    const earlier = current.refreshStartedAt !== undefined
+      ? context.unknownOutcomes.get(key) ?? "crash"
+      : context.store.durability === "memory"
+      ? context.unknownOutcomes.get(key)
+      : undefined
+    if (earlier !== undefined) {
+      // Ask the server first if we can: an active token was not rotated, an inactive one was rotated away.
+      const active = yield* detached(endpoint.introspect(refreshToken))
+      if (Option.isNone(active) || !active.value.active) recovering = earlier
+      if (Option.isSome(active) && !active.value.active) return yield* new Errors.InvalidGrant({})
+      if (recovering !== undefined) {
+        yield* Effect.logWarning(
+          `renew: an earlier refresh of this grant has no recorded outcome (${recovering}); retrying once with the stored refresh token`
+        )
+      }
+    }
+    // A memory store dies with the process: nothing to recover after a crash, so no intent to record.
+    if (context.store.durability !== "memory") yield* intent.begin(key, current, held, now)
+    return yield* exchange({
+      endpoint,
+      limiter: context.limiter,
+      schedule: context.schedule,
+      lease: locked.lease,
+      isClosed: context.isClosed,
+      interruptible: locked.restore,
+      mayRepresent: (sentAt) => mayRepresent(context, key, refreshToken, sentAt),
+      store: (response, sentAt) =>
+        Effect.gen(function*() {
+          const answeredAt = yield* Clock.currentTimeMillis
+          const answered = grantFromResponse(response, current, {
+            now: sentAt,
+            defaultLifetime: context.defaultLifetimeMillis
+          })
+          const next = yield* detached(learnRefreshTokenExpiry(endpoint, answered))
+          const stored = yield* intent.persist(key, held, next)
+          yield* Metric.update(Telemetry.persistLag, (yield* Clock.currentTimeMillis) - answeredAt)
+          context.rotates.set(
+            key,
+            response.refresh_token !== undefined && Redacted.value(response.refresh_token) !== Redacted.value(refreshToken)
+          )
+          context.unknownOutcomes.delete(key)
+          outcome.value = "success"
+          return remember(context, key, stored)
+        })
+    }, refreshToken, attempts)
+  }).pipe(
+    Effect.catchAll((error) => onFailure(context, locked, held, recovering, error))
+  )
+}
+
+/** Whether a refresh token whose last presentation has an unknown outcome may be presented again. */
+const mayRepresent = (
+  context: FlightContext,
+  key: string,
+  refreshToken: Redacted.Redacted<string>,
+  sentAt: number
+): Effect.Effect<Representation> =>
+  Effect.gen(function*() {
+    if (context.rotates.get(key) === false) return "resolved"
+    if ((yield* Clock.currentTimeMillis) - sentAt < context.reuseGraceMillis) return "within_grace"
+    return (yield* detached(isActive(context.endpoint, refreshToken))) ? "resolved" : "unsafe"
+  })
+
+/** Carries out the failure policy's decision. */
+const onFailure = (
+  context: FlightContext,
+  locked: Locked,
+  held: Intent.Held,
+  recovering: Errors.InvalidGrant["lostAfter"] | undefined,
+  error: Errors.RefreshError
+): Effect.Effect<Grant, Errors.RefreshError> =>
+  Effect.gen(function*() {
+    const { attempts, current, key, outcome, trigger } = locked
+    const { guards, intent } = context
+    if (rereadsStore(error)) {
+      const stored = yield* Effect.either(rereadOr(context, key, trigger, error, held.version))
+      if (stored._tag === "Right") return stored.right
+    }
+    const now = yield* Clock.currentTimeMillis
+    const facts = {
+      error,
+      trigger: trigger._tag,
+      attemptsSent: attempts.sent,
+      unknownOutcome: attempts.unknownOutcome,
+      answered: attempts.answered,
+      recovering,
+      accessTokenExpiresAt: current.accessToken !== undefined ? current.expiresAt : undefined,
+      now
+    }
+    const verdict = needsVerdict(facts) ? yield* detached(verdictOn(context.endpoint, current, now)) : undefined
+    const decision = decide({ ...facts, verdict }, context.settings)
+    if (decision.markReauth !== undefined) {
+      yield* intent.markReauth(key, current, held, decision.markReauth)
+      context.cache.delete(key)
+    } else if (decision.intent === "clear") {
+      yield* intent.clear(key, current, held)
+    }
+    if (decision.intent === "keep" && attempts.unknownOutcome !== undefined) {
+      context.unknownOutcomes.set(key, attempts.unknownOutcome)
+    } else {
+      context.unknownOutcomes.delete(key)
+    }
+    if (decision.pauseClientUntil !== undefined) guards.pauseClient(decision.error, decision.pauseClientUntil)
+    if (decision.replayUntil !== undefined && current.refreshToken !== undefined) {
+      guards.pauseGrant(key, {
+        error: decision.error,
+        refreshToken: Redacted.value(current.refreshToken),
+        until: decision.replayUntil,
+        bindsForced: decision.replayBindsForced
+      })
+    }
+    if (decision.serveStaleUntil !== undefined) {
+      context.cache.set(key, current, decision.serveStaleUntil)
+      outcome.value = "served_stale"
+      outcome.failureTag = error._tag
+      yield* spanEvent(Telemetry.Events.servedStale, { [Telemetry.Attributes.errorType]: error._tag })
+      yield* Effect.logWarning(`renew: refresh failed, serving the still-valid access token: ${error.message}`)
+      return current
+    }
+    return yield* Effect.fail(decision.error)
+  })

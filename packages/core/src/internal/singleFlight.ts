@@ -1,0 +1,92 @@
+/**
+ * One flight per key, however many callers ask. A flight runs in its own fiber in the engine's flight scope, so no
+ * caller owns it: every caller waits on its outcome, and interrupting a caller detaches only that caller.
+ *
+ * Closing stops new flights (`EngineClosed`) and interrupts the running ones; a flight protects what must finish (a
+ * sent attempt and the write of its answer) by itself, and closing waits for that.
+ *
+ * @internal
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Scope from "effect/Scope"
+import * as Errors from "../RefreshError.js"
+
+/** @internal */
+export interface Flight {
+  /** Callers waiting on this flight, the one that started it included. */
+  waiters: number
+}
+
+interface Running<A, E> extends Flight {
+  readonly deferred: Deferred.Deferred<A, E | Errors.EngineClosed>
+}
+
+/** @internal */
+export interface SingleFlight<A, E> {
+  /** Joins the key's flight, or starts `start` as the key's flight. */
+  readonly join: <R>(
+    key: string,
+    start: (flight: Flight) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | Errors.EngineClosed, R>
+  readonly isClosed: () => boolean
+}
+
+/**
+ * Makes the flights of one engine. When `scope` closes, flights are stopped first (before anything the engine set up
+ * earlier is released), so a sent attempt can still use the store.
+ *
+ * @internal
+ */
+export const make = <A, E>(): Effect.Effect<SingleFlight<A, E>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const flights = new Map<string, Running<A, E>>()
+    const flightScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+    let closed = false
+    // Runs before the flight scope closes (finalizers run last-added first): refuse new flights, then interrupt and
+    // await the running ones.
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        closed = true
+        return Scope.close(flightScope, Exit.void)
+      })
+    )
+
+    const join = <R>(key: string, start: (flight: Flight) => Effect.Effect<A, E, R>) =>
+      Effect.flatMap(
+        Effect.uninterruptible(Effect.suspend(() => {
+          if (closed) return Effect.fail(new Errors.EngineClosed())
+          const existing = flights.get(key)
+          if (existing !== undefined) {
+            existing.waiters++
+            return Effect.succeed(existing)
+          }
+          const flight: Running<A, E> = { deferred: Deferred.unsafeMake(FiberId.none), waiters: 1 }
+          flights.set(key, flight)
+          // Registration and fork are atomic; the flight itself stays interruptible (shutdown). Its completion is
+          // installed outside that boundary, so even a flight interrupted before it starts completes its Deferred.
+          return Effect.as(
+            Effect.forkIn(
+              Effect.onExit(Effect.interruptible(start(flight)), (exit) =>
+                Effect.suspend(() => {
+                  // Leave the map first, so a caller arriving after completion hits the cache or starts anew.
+                  if (flights.get(key) === flight) flights.delete(key)
+                  // A flight is only ever interrupted by shutdown: its callers get a tagged error, not an interruption.
+                  return Deferred.done(
+                    flight.deferred,
+                    Exit.isInterrupted(exit) ? Exit.fail(new Errors.EngineClosed()) : exit
+                  )
+                })),
+              flightScope
+            ),
+            flight
+          )
+        })),
+        (flight) => Deferred.await(flight.deferred)
+      )
+
+    return { join, isClosed: () => closed }
+  })
