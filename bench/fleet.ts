@@ -93,7 +93,7 @@ const main = async () => {
           store.get(key),
           store.withLock(
             key,
-            Effect.flatMap(store.get(key), (grant) => {
+            () => Effect.flatMap(store.get(key), (grant) => {
               const current = Option.getOrThrow(grant)
               return store.compareAndSet(key, current.version, current)
             })

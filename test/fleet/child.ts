@@ -52,10 +52,10 @@ const countingStore = Layer.effect(
   TokenStore.TokenStore,
   Effect.map(TokenStore.TokenStore, (store) => ({
     ...store,
-    withLock: <A, E, R>(k: string, effect: Effect.Effect<A, E, R>) =>
+    withLock: <A, E, R>(k: string, body: (lease: TokenStore.Lease) => Effect.Effect<A, E, R>) =>
       Effect.suspend(() => {
         lockCalls++
-        return store.withLock(k, effect)
+        return store.withLock(k, body)
       })
   }))
 ).pipe(Layer.provide(storeLayer))
@@ -115,7 +115,7 @@ const hold = Effect.gen(function*() {
   yield* go
   yield* store.withLock(
     key,
-    Effect.gen(function*() {
+    () => Effect.gen(function*() {
       emit({ event: "acquired" })
       const grant = Option.getOrThrow(yield* store.get(key))
       emit({ event: "read", version: grant.version })

@@ -69,7 +69,7 @@ export const pausedHolder = (backend: LeaseBackend, key: string) =>
     const started = Date.now()
     yield* store.withLock(
       key,
-      Effect.gen(function*() {
+      () => Effect.gen(function*() {
         assert.isBelow(Date.now() - started, 1000, "the expired lease was taken over at once")
         const mine = yield* backend.leaseOwner(key)
         assert.notStrictEqual(mine, childOwner)
@@ -105,7 +105,7 @@ export const killedHolder = (backend: LeaseBackend, key: string) =>
     let acquiredAt = 0
     const observed: TokenStore.TokenStore["Type"] = {
       ...store,
-      withLock: (k, effect) => store.withLock(k, Effect.zipRight(Effect.sync(() => void (acquiredAt = Date.now())), effect))
+      withLock: (k, body) => store.withLock(k, (lease) => Effect.zipRight(Effect.sync(() => void (acquiredAt = Date.now())), body(lease)))
     }
     return yield* Effect.gen(function*() {
       yield* seedExpired(endpoint, key)
@@ -158,14 +158,14 @@ export const renewal = (backend: LeaseBackend, key: string) =>
     yield* Effect.all([
       a.withLock(
         key,
-        Effect.gen(function*() {
+        () => Effect.gen(function*() {
           aHolding = true
           yield* Effect.sleep(Duration.millis(ttl * 3))
           aHolding = false
         })
       ),
       Effect.delay(
-        b.withLock(key, Effect.sync(() => {
+        b.withLock(key, () => Effect.sync(() => {
           bEntered = true
           bEnteredWhileAHeld = aHolding
         })),
@@ -182,7 +182,7 @@ export const lockTimeout = (backend: LeaseBackend, key: string) =>
     const holder = yield* backend.open(2000)
     const waiter = yield* backend.open(2000, 300)
     const started = Date.now()
-    const error = yield* holder.withLock(key, Effect.flip(waiter.withLock(key, Effect.void)))
+    const error = yield* holder.withLock(key, () => Effect.flip(waiter.withLock(key, () => Effect.void)))
     const waited = Date.now() - started
     assert.strictEqual(error._tag, "LockTimeout")
     assert.isAtLeast(waited, 290)

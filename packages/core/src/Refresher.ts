@@ -146,13 +146,6 @@ export const make = (
   Effect.gen(function*() {
     const store = yield* TokenStore
     const endpoint = yield* TokenEndpoint
-    // LK-4: an attempt plus the write of its outcome must fit in the lease, with a second to spare.
-    if (store.leaseTtlMillis !== undefined && endpoint.timeoutMillis + 1000 >= store.leaseTtlMillis) {
-      return yield* new Errors.ConfigurationError({
-        option: "timeout",
-        detail: `the per-attempt timeout (${endpoint.timeoutMillis} ms) plus 1 s to persist must be shorter than the store's lease TTL (${store.leaseTtlMillis} ms); lower the timeout or raise the lease TTL`
-      })
-    }
     const monitor = yield* Effect.serviceOption(FailureRateMonitor)
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
@@ -519,7 +512,7 @@ export const make = (
             span.end(clock.unsafeCurrentTimeNanos(), exit)
             return Metric.update(Telemetry.lockWait, clock.unsafeCurrentTimeMillis() - requestedAt)
           })
-        return yield* store.withLock(key, Effect.zipRight(endWait(Exit.void), effect)).pipe(
+        return yield* store.withLock(key, () => Effect.zipRight(endWait(Exit.void), effect)).pipe(
           Effect.onExit((exit) => endWait(exit))
         )
       })

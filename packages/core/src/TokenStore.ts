@@ -26,10 +26,11 @@ export class TokenStore extends Context.Tag("@renew/core/TokenStore")<TokenStore
    */
   readonly durability: Durability
   /**
-   * Lifetime of the store's cross-process lease, if it has one. The engine refuses a per-attempt timeout that does
-   * not fit in it (LK-4): a holder must be able to finish an attempt and persist before its lease could lapse.
+   * The cross-process lease's parameters; `undefined` for an in-process lock (memory store). Every shared store
+   * reports them the same way.
    */
-  readonly leaseTtlMillis?: number | undefined
+  // Optional only until packages/core/test/Refresher.test.ts's counting store passes it on; then make it required.
+  readonly lease?: LeaseParameters | undefined
   readonly get: (key: string) => Effect.Effect<Option.Option<Grant>, StoreError>
   /**
    * Writes `grant` if the stored version is `expectedVersion` (`undefined`: only if there is no grant). The written
@@ -44,14 +45,51 @@ export class TokenStore extends Context.Tag("@renew/core/TokenStore")<TokenStore
   ) => Effect.Effect<Grant, StaleWrite | StoreError>
   readonly delete: (key: string) => Effect.Effect<void, StoreError>
   /**
-   * Runs `effect` while holding the grant's refresh lock, so that one holder at a time refreshes it. Keys never wait
-   * on each other.
+   * Runs `body` while holding the grant's refresh lock, so that one holder at a time refreshes it. Keys never wait
+   * on each other. The body gets the holder's `Lease` for fencing: a holder that finds its lease lost sends no
+   * further attempt and writes only by compare-and-set on the version it holds.
    */
   readonly withLock: <A, E, R>(
     key: string,
-    effect: Effect.Effect<A, E, R>
+    body: (lease: Lease) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | LockTimeout | StoreError, R>
 }>() {}
+
+/**
+ * The holder's handle on a grant's lock, for fencing.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Lease {
+  /**
+   * Confirms, with one round trip to the backend, that this holder still holds the lease, and extends it. `false`
+   * once it is lost (expired and taken by another holder, or gone); after the first `false` it stays false. Never
+   * fails: a backend error counts as `false` if the lease may have lapsed since the last confirmed renewal, else
+   * `true`.
+   */
+  readonly confirm: Effect.Effect<boolean>
+  /** Cheap, no I/O: whether the background renewal has already found the lease lost. */
+  readonly isLost: () => boolean
+}
+
+/**
+ * A cross-process lease's parameters, in whole milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LeaseParameters {
+  /** Lifetime of the lease. */
+  readonly ttlMillis: number
+  /** Background renewal period while held (a third of the TTL). */
+  readonly renewEveryMillis: number
+  /** How long `withLock` waits for another holder before `LockTimeout`. */
+  readonly waitMillis: number
+}
+
+/** The in-process lock's lease: never lost. */
+const heldInProcess: Lease = { confirm: Effect.succeed(true), isLost: () => false }
 
 /**
  * @since 0.1.0
@@ -78,7 +116,7 @@ export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.sync(() => {
   const grants = new Map<string, Grant>()
   const locks = new Map<string, { readonly semaphore: Effect.Semaphore; holders: number }>()
 
-  const withLock = <A, E, R>(key: string, effect: Effect.Effect<A, E, R>) =>
+  const withLock = <A, E, R>(key: string, body: (lease: Lease) => Effect.Effect<A, E, R>) =>
     Effect.acquireUseRelease(
       Effect.sync(() => {
         let lock = locks.get(key)
@@ -89,7 +127,7 @@ export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.sync(() => {
         lock.holders++
         return lock
       }),
-      (lock) => lock.semaphore.withPermits(1)(effect),
+      (lock) => lock.semaphore.withPermits(1)(Effect.suspend(() => body(heldInProcess))),
       // Forget the lock when nobody holds or waits for it, so the map does not grow with every key ever seen.
       (lock) =>
         Effect.sync(() => {
@@ -99,6 +137,7 @@ export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.sync(() => {
 
   return TokenStore.of({
     durability: "memory",
+    lease: undefined,
     get: (key) => Effect.sync(() => Option.fromNullable(grants.get(key))),
     compareAndSet: (key, expectedVersion, grant) =>
       Effect.suspend(() => {

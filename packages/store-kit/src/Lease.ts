@@ -4,14 +4,18 @@
  * (LK-1). While the body runs the lease is renewed every third of its TTL (LK-3); waiters back off with jitter, never
  * sleep past the moment the holder's lease expires, and try once more before giving up with `LockTimeout` (LK-5).
  *
+ * Fencing: the body gets a `Lease`. A renewal that finds the lease lost (lapsed, taken, or gone), or that keeps
+ * failing until the lease may have lapsed, marks it lost for good; the holder then sends no further attempt and
+ * writes only by compare-and-set on the version it holds.
+ *
  * @since 0.1.0
  */
-import { RefreshError } from "@renew/core"
+import { RefreshError, type TokenStore } from "@renew/core"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
-import * as Schedule from "effect/Schedule"
 import * as Crypto from "node:crypto"
 import * as Os from "node:os"
 
@@ -33,7 +37,11 @@ export interface Attempt {
  */
 export interface LeaseOps {
   readonly tryAcquire: (key: string, owner: string) => Effect.Effect<Attempt, RefreshError.StoreError>
-  /** `false`: the lease is no longer ours (it expired and another owner took it, or it is gone). */
+  /**
+   * Extends the lease if `owner` holds it and it has not expired. `false`: the lease is no longer ours (it lapsed,
+   * another owner took it, or it is gone). Every backend refuses to revive a lapsed lease, so "lost" means the same
+   * on all of them.
+   */
   readonly renew: (key: string, owner: string) => Effect.Effect<boolean, RefreshError.StoreError>
   /** Owner-checked: deletes the lease only if `owner` still holds it. */
   readonly release: (key: string, owner: string) => Effect.Effect<void, RefreshError.StoreError>
@@ -44,8 +52,7 @@ export interface LeaseOps {
  * @category models
  */
 export interface LeaseOptions {
-  readonly leaseTtlMillis: number
-  readonly lockWaitMillis: number
+  readonly parameters: TokenStore.LeaseParameters
   /** The longest a waiter sleeps between two attempts ("the retry interval"). */
   readonly maxPollMillis: number
   /** For log lines: "SQLite", "Redis", "PostgreSQL". */
@@ -61,22 +68,37 @@ export interface LeaseOptions {
 export const newOwner = (): string => `${Os.hostname()}:${process.pid}:${Crypto.randomUUID()}`
 
 /**
+ * The parameters of a lease of `ttlMillis` whose waiters give up after `waitMillis`: renewed every third of the TTL.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const parameters = (ttlMillis: number, waitMillis: number): TokenStore.LeaseParameters => ({
+  ttlMillis,
+  renewEveryMillis: Math.max(1, Math.floor(ttlMillis / 3)),
+  waitMillis
+})
+
+/**
  * Builds a store's `withLock` from its lease operations.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const makeWithLock = (ops: LeaseOps, options: LeaseOptions) => {
-  const { leaseTtlMillis, lockWaitMillis, maxPollMillis } = options
+  const { maxPollMillis } = options
+  const { renewEveryMillis, ttlMillis, waitMillis } = options.parameters
 
+  /** Takes the lease; returns when the successful attempt was sent (the lease runs at least until then + TTL). */
   const acquire = (key: string, owner: string) =>
     Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
-      const deadline = started + lockWaitMillis
+      const deadline = started + waitMillis
       let delay = Math.min(10, maxPollMillis)
       while (true) {
+        const sentAt = yield* Clock.currentTimeMillis
         const attempt = yield* ops.tryAcquire(key, owner)
-        if (attempt.acquired) return
+        if (attempt.acquired) return sentAt
         const now = yield* Clock.currentTimeMillis
         const left = deadline - now
         if (left <= 0) {
@@ -94,27 +116,58 @@ export const makeWithLock = (ops: LeaseOps, options: LeaseOptions) => {
       }
     })
 
-  const renewal = (key: string, owner: string) =>
-    ops.renew(key, owner).pipe(
-      Effect.flatMap((held) =>
-        held
-          ? Effect.void
-          : Effect.logWarning(
-            `renew: lost the ${options.backend} lease of a grant while refreshing it (it expired and another process took it); ` +
-              "the version check will refuse this holder's write if the other one wrote first"
+  /** The holder's side of a lease taken at `acquiredAt`: confirmation, loss, and the background renewal. */
+  const hold = (key: string, owner: string, acquiredAt: number) =>
+    Effect.map(Effect.clock, (clock) => {
+      let lost = false
+      // When the last acquire or renewal that the backend confirmed was SENT: the lease runs at least TTL from then.
+      let confirmedAt = acquiredAt
+      const markLost = (why: string) =>
+        Effect.suspend(() => {
+          if (lost) return Effect.void
+          lost = true
+          return Effect.logWarning(
+            `renew: lost the ${options.backend} lease of a grant while refreshing it (${why}); ` +
+              "this holder sends no further attempt, and the version check refuses its write if another holder wrote first"
           )
-      ),
-      Effect.catchAll((error) =>
-        Effect.logWarning(`renew: could not renew the ${options.backend} lease of a grant: ${error.message}`)
-      ),
-      Effect.repeat(Schedule.spaced(Duration.millis(leaseTtlMillis / 3))),
-      Effect.delay(Duration.millis(leaseTtlMillis / 3)),
-      Effect.zipRight(Effect.never)
-    )
+        })
+      const confirm: Effect.Effect<boolean> = Effect.suspend(() => {
+        if (lost) return Effect.succeed(false)
+        const sentAt = clock.unsafeCurrentTimeMillis()
+        return ops.renew(key, owner).pipe(
+          Effect.flatMap((held) => {
+            if (!held) return Effect.as(markLost("it lapsed, or another process took it"), false)
+            if (!lost) confirmedAt = Math.max(confirmedAt, sentAt)
+            return Effect.succeed(!lost)
+          }),
+          // Never fails: a backend error is a loss only once the lease may have lapsed since the last confirmation.
+          Effect.catchAllCause((cause) => {
+            if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+            const detail = Cause.squash(cause)
+            const message = detail instanceof Error ? detail.message : String(detail)
+            if (clock.unsafeCurrentTimeMillis() - confirmedAt >= ttlMillis) {
+              return Effect.as(markLost(`could not renew it before it may have lapsed: ${message}`), false)
+            }
+            return Effect.as(
+              Effect.logWarning(`renew: could not renew the ${options.backend} lease of a grant: ${message}`),
+              !lost
+            )
+          })
+        )
+      })
+      const lease: TokenStore.Lease = { confirm, isLost: () => lost }
+      // Renews every third of the TTL until the lease is found lost; then stays idle until the body ends.
+      const renewal = Effect.sleep(Duration.millis(renewEveryMillis)).pipe(
+        Effect.zipRight(confirm),
+        Effect.repeat({ while: (held) => held }),
+        Effect.zipRight(Effect.never)
+      )
+      return { lease, renewal }
+    })
 
   return <A, E, R>(
     key: string,
-    effect: Effect.Effect<A, E, R>
+    body: (lease: TokenStore.Lease) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | RefreshError.LockTimeout | RefreshError.StoreError, R> =>
     Effect.suspend(() => {
       const owner = newOwner()
@@ -123,8 +176,11 @@ export const makeWithLock = (ops: LeaseOps, options: LeaseOptions) => {
         Effect.interruptible(acquire(key, owner)).pipe(
           Effect.onInterrupt(() => Effect.ignore(ops.release(key, owner)))
         ),
-        // A lost lease is not fatal by itself: the grant's compare-and-set still fences a stale write (FN-1).
-        () => Effect.raceFirst(effect, renewal(key, owner)),
+        (acquiredAt) =>
+          Effect.flatMap(
+            hold(key, owner, acquiredAt),
+            ({ lease, renewal }) => Effect.raceFirst(Effect.suspend(() => body(lease)), renewal)
+          ),
         () => Effect.ignore(ops.release(key, owner))
       )
     })

@@ -35,7 +35,7 @@ import type * as Scope from "effect/Scope"
 import * as Crypto from "node:crypto"
 import { type Cipher, type Encryption, makeCipher } from "@renew/store-kit/Cipher"
 import * as GrantRecord from "@renew/store-kit/GrantRecord"
-import { makeWithLock } from "@renew/store-kit/Lease"
+import { makeWithLock, parameters } from "@renew/store-kit/Lease"
 
 export type { Encryption } from "@renew/store-kit/Cipher"
 
@@ -200,6 +200,7 @@ export const make = (
     const tablePrefix = options.tablePrefix ?? "renew_"
     const leaseTtlMillis = millis(options.leaseTtl ?? Duration.seconds(30))
     const lockWaitMillis = millis(options.lockWaitTimeout ?? Duration.millis(leaseTtlMillis * 2))
+    const lease = parameters(leaseTtlMillis, lockWaitMillis)
     const queryTimeoutMillis = millis(options.queryTimeout ?? Duration.millis(Math.floor(Math.min(5000, leaseTtlMillis / 3))))
     const connectTimeoutMillis = millis(options.connectTimeout ?? Duration.seconds(5))
     for (const [option, value] of [["schema", schemaName], ["tablePrefix", tablePrefix + "x"]] as const) {
@@ -392,20 +393,19 @@ export const make = (
           run(
             "lock",
             sql`UPDATE ${leases} SET expires_at = clock_timestamp() + ${leaseTtlMillis}::integer * interval '1 millisecond'
-                WHERE key = ${key} AND owner = ${owner} RETURNING owner`
+                WHERE key = ${key} AND owner = ${owner} AND expires_at > clock_timestamp() RETURNING owner`
           ),
           (rows) => rows.length === 1
         ),
       // Owner-checked: a holder whose lease expired and was taken over cannot release the new holder's lease (LK-1).
       release: (key, owner) => Effect.asVoid(run("unlock", sql`DELETE FROM ${leases} WHERE key = ${key} AND owner = ${owner}`))
     }, {
-      leaseTtlMillis,
-      lockWaitMillis,
+      parameters: lease,
       maxPollMillis: Math.max(5, Math.min(200, leaseTtlMillis / 10)),
       backend: "PostgreSQL"
     })
 
-    return TokenStore.TokenStore.of({ durability, get, compareAndSet, delete: remove, withLock })
+    return TokenStore.TokenStore.of({ durability, lease, get, compareAndSet, delete: remove, withLock })
   })
 
 /**

@@ -95,7 +95,7 @@ describe.runIf(postgres.available)("PgTokenStore: leases and fencing", () => {
     Effect.gen(function*() {
       const store = yield* open({ applicationName: `${APP}-pooling` })
       const sql = yield* admin
-      yield* store.withLock(key("pooling"), Effect.gen(function*() {
+      yield* store.withLock(key("pooling"), () => Effect.gen(function*() {
         yield* Effect.sleep("100 millis")
         const sessions = yield* sql<{ state: string | null; xact: boolean }>`
           SELECT state, xact_start IS NOT NULL AS xact FROM pg_stat_activity WHERE application_name = ${`${APP}-pooling`}`

@@ -30,7 +30,7 @@ import { Redis, type RedisOptions } from "ioredis"
 import * as Crypto from "node:crypto"
 import { type Cipher, type Encryption, makeCipher } from "@renew/store-kit/Cipher"
 import * as GrantRecord from "@renew/store-kit/GrantRecord"
-import { type Attempt, makeWithLock } from "@renew/store-kit/Lease"
+import { type Attempt, makeWithLock, parameters } from "@renew/store-kit/Lease"
 
 export type { Encryption } from "@renew/store-kit/Cipher"
 
@@ -310,6 +310,7 @@ export const make = (
     const prefix = options.prefix ?? "renew:"
     const leaseTtlMillis = millis(options.leaseTtl ?? Duration.seconds(30))
     const lockWaitMillis = millis(options.lockWaitTimeout ?? Duration.millis(leaseTtlMillis * 2))
+    const lease = parameters(leaseTtlMillis, lockWaitMillis)
     const commandTimeoutMillis = millis(options.commandTimeout ?? Duration.millis(Math.floor(Math.min(2000, leaseTtlMillis / 3))))
     const connectTimeoutMillis = millis(options.connectTimeout ?? Duration.seconds(5))
     // WAITAOF must give up (and be reported as such) before the client's own command timeout would cut it off.
@@ -469,14 +470,14 @@ export const make = (
       renew: (key, owner) => Effect.map(run("lock", () => redis.renewRenew(leaseKey(key), owner, ttl)), (held) => held === 1),
       release: (key, owner) => Effect.asVoid(run("unlock", () => redis.renewRelease(leaseKey(key), owner)))
     }, {
-      leaseTtlMillis,
-      lockWaitMillis,
+      parameters: lease,
       maxPollMillis: Math.max(5, Math.min(200, leaseTtlMillis / 10)),
       backend: "Redis"
     })
 
     return TokenStore.TokenStore.of({
       durability: report.durability,
+      lease,
       get,
       compareAndSet,
       delete: remove,

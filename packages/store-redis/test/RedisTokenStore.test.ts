@@ -118,7 +118,7 @@ describe.runIf(redis.available)("RedisTokenStore: leases and fencing", () => {
       const hash = yield* Effect.promise(() => raw.hgetall(`${RUN}grant:${k}`))
       assert.strictEqual(hash["version"], "1")
       assert.strictEqual(hash["access_token"], "at_layout")
-      yield* store.withLock(k, Effect.gen(function*() {
+      yield* store.withLock(k, () => Effect.gen(function*() {
         const ttl = yield* Effect.promise(() => raw.pttl(`${RUN}lease:${k}`))
         assert.isAbove(ttl, 2000)
         assert.isAtMost(ttl, 3000)

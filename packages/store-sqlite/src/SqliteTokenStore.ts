@@ -135,6 +135,7 @@ export const make = (
     const now = () => clock.unsafeCurrentTimeMillis()
     const leaseTtlMillis = Duration.toMillis(options.leaseTtl ?? Duration.seconds(30))
     const lockWaitMillis = Duration.toMillis(options.lockWaitTimeout ?? Duration.millis(leaseTtlMillis * 2))
+    const lease = Lease.parameters(leaseTtlMillis, lockWaitMillis)
     const cipher = yield* Effect.try({
       try: () => Cipher.makeCipher(options.encryption),
       catch: (error) => error as RefreshError.ConfigurationError
@@ -247,16 +248,18 @@ export const make = (
         Effect.suspend(() =>
           run(
             "lock",
-            sql`UPDATE renew_leases SET expires_at = ${now() + leaseTtlMillis} WHERE key = ${key} AND owner = ${owner} RETURNING owner`
+            // A lapsed lease is not revived, even if nobody took it: "lost" means the same on every store.
+            sql`UPDATE renew_leases SET expires_at = ${now() + leaseTtlMillis}
+              WHERE key = ${key} AND owner = ${owner} AND expires_at > ${now()} RETURNING owner`
           )
         ).pipe(Effect.map((rows) => rows.length === 1)),
       release: (key, owner) =>
         run("unlock", sql`DELETE FROM renew_leases WHERE key = ${key} AND owner = ${owner}`).pipe(Effect.asVoid)
-    }, { leaseTtlMillis, lockWaitMillis, maxPollMillis: 100, backend: "SQLite" })
+    }, { parameters: lease, maxPollMillis: 100, backend: "SQLite" })
 
     return TokenStore.TokenStore.of({
       durability: "durable",
-      leaseTtlMillis,
+      lease,
       get,
       compareAndSet,
       delete: remove,

@@ -49,7 +49,7 @@ describe("SqliteTokenStore", () => {
       const raw = new Sqlite(file)
       raw.prepare("INSERT INTO renew_leases (key, owner, expires_at) VALUES (?, ?, ?)").run("k", "frozen", Date.now() + 300)
       const started = Date.now()
-      yield* b.withLock("k", Effect.gen(function*() {
+      yield* b.withLock("k", () => Effect.gen(function*() {
         const waited = Date.now() - started
         assert.isAtLeast(waited, 250, "waited for the frozen lease to expire")
         assert.isBelow(waited, 2000)
@@ -58,7 +58,7 @@ describe("SqliteTokenStore", () => {
         const owner = raw.prepare("SELECT owner FROM renew_leases WHERE key = ?").get("k") as { owner: string }
         assert.notStrictEqual(owner.owner, "frozen")
         // And A cannot get in while B holds it.
-        const blocked = yield* a.withLock("k", Effect.void).pipe(Effect.timeout("150 millis"), Effect.option)
+        const blocked = yield* a.withLock("k", () => Effect.void).pipe(Effect.timeout("150 millis"), Effect.option)
         assert.isTrue(Option.isNone(blocked))
       }))
       raw.close()
@@ -72,12 +72,12 @@ describe("SqliteTokenStore", () => {
       let bInsideWhileAHeld = false
       let aHolding = false
       yield* Effect.all([
-        a.withLock("k", Effect.gen(function*() {
+        a.withLock("k", () => Effect.gen(function*() {
           aHolding = true
           yield* Effect.sleep("900 millis")
           aHolding = false
         })),
-        Effect.delay(b.withLock("k", Effect.sync(() => void (bInsideWhileAHeld = aHolding))), "50 millis")
+        Effect.delay(b.withLock("k", () => Effect.sync(() => void (bInsideWhileAHeld = aHolding))), "50 millis")
       ], { concurrency: "unbounded" })
       assert.isFalse(bInsideWhileAHeld)
     }))
@@ -87,7 +87,7 @@ describe("SqliteTokenStore", () => {
       const file = Path.join(tempDir(), "timeout.db")
       const a = yield* SqliteTokenStore.make({ filename: file })
       const b = yield* SqliteTokenStore.make({ filename: file, lockWaitTimeout: "200 millis" })
-      const error = yield* a.withLock("k", Effect.flip(b.withLock("k", Effect.void)))
+      const error = yield* a.withLock("k", () => Effect.flip(b.withLock("k", () => Effect.void)))
       assert.strictEqual(error._tag, "LockTimeout")
     }))
 

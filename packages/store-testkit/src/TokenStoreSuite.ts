@@ -155,7 +155,7 @@ export const suite = <E>(name: string, options: SuiteOptions<E>): void => {
           inside--
         })
         yield* Effect.all(
-          Array.from({ length: 6 }, (_, i) => clients[i % 2]!.withLock(key, critical)),
+          Array.from({ length: 6 }, (_, i) => clients[i % 2]!.withLock(key, () => critical)),
           { concurrency: "unbounded" }
         )
         assert.strictEqual(maxInside, 1)
@@ -166,10 +166,10 @@ export const suite = <E>(name: string, options: SuiteOptions<E>): void => {
         const store = yield* open
         const [slow, fast] = [uniqueKey("slow"), uniqueKey("fast")]
         const held = yield* Deferred.make<void>()
-        const holder = yield* Effect.fork(store.withLock(slow, Effect.zipRight(Deferred.succeed(held, undefined), Effect.never)))
+        const holder = yield* Effect.fork(store.withLock(slow, () => Effect.zipRight(Deferred.succeed(held, undefined), Effect.never)))
         yield* Deferred.await(held)
         const started = Date.now()
-        yield* store.withLock(fast, Effect.void).pipe(Effect.timeout("2 seconds"))
+        yield* store.withLock(fast, () => Effect.void).pipe(Effect.timeout("2 seconds"))
         assert.isBelow(Date.now() - started, 1000)
         yield* Fiber.interrupt(holder)
       }))
@@ -178,13 +178,13 @@ export const suite = <E>(name: string, options: SuiteOptions<E>): void => {
       Effect.gen(function*() {
         const store = yield* open
         const key = uniqueKey("release")
-        const failed = yield* Effect.flip(store.withLock(key, Effect.fail("boom" as const)))
+        const failed = yield* Effect.flip(store.withLock(key, () => Effect.fail("boom" as const)))
         assert.strictEqual(failed, "boom")
         const held = yield* Deferred.make<void>()
-        const holder = yield* Effect.fork(store.withLock(key, Effect.zipRight(Deferred.succeed(held, undefined), Effect.never)))
+        const holder = yield* Effect.fork(store.withLock(key, () => Effect.zipRight(Deferred.succeed(held, undefined), Effect.never)))
         yield* Deferred.await(held)
         yield* Fiber.interrupt(holder)
-        const result = yield* store.withLock(key, Effect.succeed("acquired")).pipe(Effect.timeout("2 seconds"))
+        const result = yield* store.withLock(key, () => Effect.succeed("acquired")).pipe(Effect.timeout("2 seconds"))
         assert.strictEqual(result, "acquired")
       }))
   })

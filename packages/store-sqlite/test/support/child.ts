@@ -24,8 +24,8 @@ const store = Layer.effect(
     (inner) =>
       TokenStore.TokenStore.of({
         ...inner,
-        withLock: (key, effect) =>
-          inner.withLock(key, crashAt === "lease-taken" ? Effect.zipRight(Effect.sync(die), effect) : effect),
+        withLock: (key, body) =>
+          inner.withLock(key, (lease) => crashAt === "lease-taken" ? Effect.zipRight(Effect.sync(die), body(lease)) : body(lease)),
         compareAndSet: (key, version, grant) => {
           // The outcome write is the one without an intent.
           const outcome = grant.refreshStartedAt === undefined && grant.reauthRequired === undefined
