@@ -114,21 +114,6 @@ export const withVersion = (grant: Grant, version: number): Grant => new Grant({
  */
 export const MAX_KEY_BYTES = 2048
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-
-// Without Buffer: core runs wherever Effect does.
-const utf8Length = (text: string): number => {
-  let bytes = 0
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i)
-    if (code < 0x80) bytes += 1
-    else if (code < 0x800) bytes += 2
-    else if (code >= 0xd800 && code <= 0xdbff) (bytes += 4), i++ // a surrogate pair (well-formed: checked first)
-    else bytes += 3
-  }
-  return bytes
-}
-
 /**
  * Why no store can hold a grant under `key`, or `undefined` when every store can. A key is any well-formed Unicode
  * string without NUL, at most `MAX_KEY_BYTES` in UTF-8. The key itself is never quoted (it may name a user).
@@ -137,12 +122,27 @@ const utf8Length = (text: string): number => {
  * @category validation
  */
 export const invalidKey = (key: string): string | undefined => {
-  if (key.includes("\u0000")) return "the grant key contains a NUL character, which no store can hold. Use another key"
-  if (LONE_SURROGATE.test(key)) {
-    return "the grant key is not well-formed Unicode (it has a lone surrogate). Use another key"
+  // One pass over the UTF-16 units: NUL, lone surrogates and the UTF-8 length (without Buffer: core runs wherever
+  // Effect does).
+  let bytes = 0
+  for (let i = 0; i < key.length; i++) {
+    const code = key.charCodeAt(i)
+    if (code < 0x80) {
+      if (code === 0) return "the grant key contains a NUL character, which no store can hold. Use another key"
+      bytes += 1
+    } else if (code < 0x800) {
+      bytes += 2
+    } else if (code >= 0xd800 && code <= 0xdfff) {
+      const next = key.charCodeAt(i + 1)
+      if (code > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) {
+        return "the grant key is not well-formed Unicode (it has a lone surrogate). Use another key"
+      }
+      bytes += 4
+      i++
+    } else {
+      bytes += 3
+    }
   }
-  // At most 3 bytes per UTF-16 unit: short keys need no counting.
-  const bytes = key.length * 3 <= MAX_KEY_BYTES ? 0 : utf8Length(key)
   if (bytes > MAX_KEY_BYTES) {
     return `the grant key is ${bytes} bytes in UTF-8, over the ${MAX_KEY_BYTES} every store accepts. Use a shorter key (e.g. a hash of a long identifier)`
   }
