@@ -14,7 +14,7 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, ManagedRuntime, Redacted } from "effect"
 import { Refresher, TokenManager } from "../packages/core/src/index.js"
-import { startScriptedTokenEndpoint } from "../test/support/ScriptedTokenEndpoint.js"
+import { startScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
 import { CLIENT_ID, CLIENT_SECRET, engineLayer, fmt, isMain, median } from "./support.js"
 
 const CALLS = 200_000

@@ -18,7 +18,7 @@
  */
 import { register } from "node:module"
 import { spawnChild } from "../test/support/fleetChild.js"
-import { startScriptedTokenEndpoint } from "../test/support/ScriptedTokenEndpoint.js"
+import { startScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
 
 // `@renew/*` imported by the store packages must resolve to the same sources this file loads (one copy of core).
 register("../test/support/src-hooks.mjs", import.meta.url)

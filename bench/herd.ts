@@ -17,7 +17,7 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Deferred, Effect, FiberId, ManagedRuntime, Redacted } from "effect"
 import { Refresher, TokenManager } from "../packages/core/src/index.js"
-import { type ScriptedTokenEndpoint, startScriptedTokenEndpoint } from "../test/support/ScriptedTokenEndpoint.js"
+import { type ScriptedTokenEndpoint, startScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
 import { CLIENT_ID, CLIENT_SECRET, engineLayer, fmt, isMain, percentile, signed } from "./support.js"
 
 export const CALLERS = 10_000

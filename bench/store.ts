@@ -11,7 +11,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { Refresher, Token, TokenEndpoint, TokenStore } from "../packages/core/src/index.js"
 import { SqliteTokenStore } from "../packages/store-sqlite/src/index.js"
-import { startScriptedTokenEndpoint } from "../test/support/ScriptedTokenEndpoint.js"
+import { startScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
 import { CLIENT_ID, CLIENT_SECRET, fmt, isMain, median } from "./support.js"
 
 const RUNS = 3

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Layer, Redacted } from "effect"
 import { Refresher, TokenEndpoint, TokenStore } from "../packages/core/src/index.js"
-import type { ScriptedTokenEndpoint } from "../test/support/ScriptedTokenEndpoint.js"
+import type { ScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
 
 export const CLIENT_ID = "renew-bench-client"
 export const CLIENT_SECRET = "bench-client-secret"

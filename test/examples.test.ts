@@ -5,7 +5,7 @@ import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { program, RenewLive } from "../examples/effect-app.js"
 import { run } from "../examples/node-promise.js"
-import { startScriptedTokenEndpoint } from "./support/ScriptedTokenEndpoint.js"
+import { startScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
 
 // The README's examples, run for real against loopback servers.
 describe("examples", () => {

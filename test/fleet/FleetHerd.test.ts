@@ -19,9 +19,10 @@ import { RedisTokenStore } from "@renew/store-redis"
 import { Context, Effect, Layer, Logger, LogLevel, Redacted, type Scope } from "effect"
 import { Redis } from "ioredis"
 import { createHash } from "node:crypto"
-import { CLIENT_ID, CLIENT_SECRET, scriptedEndpoint } from "../../packages/core/test/support/harness.js"
+import { Engine, Services } from "@renew/store-testkit"
 import { type ChildEvent, spawnChild } from "../support/fleetChild.js"
-import * as Services from "../support/services.js"
+
+const { CLIENT_ID, CLIENT_SECRET, scriptedEndpoint } = Engine
 
 const redis = await Services.redis()
 const postgres = await Services.postgres()

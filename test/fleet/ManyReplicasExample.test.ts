@@ -7,8 +7,9 @@ import { Token, TokenStore } from "@renew/core"
 import { ConfigProvider, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 import { Redis } from "ioredis"
 import { program, RenewLive } from "../../examples/many-replicas.js"
-import { CLIENT_ID, CLIENT_SECRET, scriptedEndpoint } from "../../packages/core/test/support/harness.js"
-import * as Services from "../support/services.js"
+import { Engine, Services } from "@renew/store-testkit"
+
+const { CLIENT_ID, CLIENT_SECRET, scriptedEndpoint } = Engine
 
 const redis = await Services.redis()
 Services.skipNotice(redis)

@@ -115,15 +115,22 @@ const hold = Effect.gen(function*() {
   yield* go
   yield* store.withLock(
     key,
-    () => Effect.gen(function*() {
+    (lease) => Effect.gen(function*() {
       emit({ event: "acquired" })
       const grant = Option.getOrThrow(yield* store.get(key))
       emit({ event: "read", version: grant.version })
       yield* Effect.sleep(Duration.millis(holdMs))
+      // Fencing: what the holder knows about its lease before it writes (it writes anyway, to prove the CAS fence).
+      const confirmed = yield* lease.confirm
       const written = yield* Effect.either(
         store.compareAndSet(key, grant.version, new Token.Grant({ ...grant, accessToken: Redacted.make("at_from_child") }))
       )
-      emit({ event: "write", outcome: Either.isRight(written) ? "written" : written.left._tag })
+      emit({
+        event: "write",
+        confirmed,
+        lost: lease.isLost(),
+        outcome: Either.isRight(written) ? "written" : written.left._tag
+      })
     })
   )
   emit({ event: "released" })

@@ -9,9 +9,11 @@ import { Otel } from "@renew/opentelemetry"
 import { ConfigProvider, Effect, Either, Exit, Layer, Metric, Option, Redacted } from "effect"
 import { vi } from "vitest"
 import { main as jaegerExample } from "../../packages/opentelemetry/examples/jaeger.js"
-import { CLIENT_ID, CLIENT_SECRET, engine, scriptedEndpoint, seedExpired } from "../../packages/core/test/support/harness.js"
-import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "../support/OtlpReceiver.js"
-import type { ScriptedTokenEndpoint } from "../support/ScriptedTokenEndpoint.js"
+import { Engine } from "@renew/store-testkit"
+import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "@renew/otlp-receiver-fixture"
+import type { ScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
+
+const { CLIENT_ID, CLIENT_SECRET, engine, scriptedEndpoint, seedExpired } = Engine
 
 /** A grant key that is a user id: it must never reach a trace or a metric, only its hash. */
 const KEY = "user:alice@example.com"

@@ -1,5 +1,7 @@
 /**
- * Lease scenarios with REAL separate processes, shared by the Redis and PostgreSQL store tests:
+ * Lease scenarios with REAL separate processes (test/fleet/child.ts), run on Redis and PostgreSQL by
+ * test/fleet/LeaseTakeover.test.ts. The in-process lease and fencing cases every store runs are
+ * @renew/store-testkit's LeaseSuite.
  *
  * - `pausedHolder` (LK-1, FN-1, LK-3 "lost"): a child process takes the grant's lease and reads the grant, then is
  *   frozen with SIGSTOP. Its lease expires; this process takes it and writes version+1. The child is resumed: its
@@ -12,7 +14,7 @@
 import { assert } from "@effect/vitest"
 import { Refresher, Token, TokenStore } from "@renew/core"
 import { Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
-import { CLIENT_ID, CLIENT_SECRET, engine, scriptedEndpoint, seedExpired } from "../../packages/core/test/support/harness.js"
+import { Engine } from "@renew/store-testkit"
 import { spawnChild } from "./fleetChild.js"
 
 export interface LeaseBackend {
@@ -25,8 +27,6 @@ export interface LeaseBackend {
     leaseTtlMillis: number,
     lockWaitMillis?: number
   ) => Effect.Effect<TokenStore.TokenStore["Type"], unknown, Scope.Scope>
-  /** The owner id stored in the grant's lease, if any. */
-  readonly leaseOwner: (key: string) => Effect.Effect<string | undefined, unknown, Scope.Scope>
   /** The retry interval of the store's waiters for this TTL (maxPoll). */
   readonly retryIntervalMillis: (leaseTtlMillis: number) => number
 }
@@ -41,7 +41,15 @@ const seed = (accessToken: string) =>
     version: 0
   })
 
+const { CLIENT_ID, CLIENT_SECRET, engine, scriptedEndpoint, seedExpired } = Engine
+
 const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
+
+/** Whether someone holds the lease of `key`: a client that waits 50 ms for it times out. */
+const leaseHeld = (backend: LeaseBackend, key: string, ttl: number) =>
+  Effect.flatMap(backend.open(ttl, 50), (probe) =>
+    Effect.map(Effect.either(probe.withLock(key, () => Effect.void)), (result) =>
+      result._tag === "Left" && result.left._tag === "LockTimeout"))
 
 export const pausedHolder = (backend: LeaseBackend, key: string) =>
   Effect.gen(function*() {
@@ -63,33 +71,32 @@ export const pausedHolder = (backend: LeaseBackend, key: string) =>
     const read = yield* promise(() => child.waitFor("read"))
     // Freeze the holder: no renewal, no release, exactly like a long GC pause or a stopped VM.
     child.signal("SIGSTOP")
-    const childOwner = yield* backend.leaseOwner(key)
-    assert.isDefined(childOwner, "the child holds the lease")
+    assert.isTrue(yield* leaseHeld(backend, key, ttl), "the child holds the lease")
     yield* Effect.sleep(Duration.millis(ttl + 200))
     const started = Date.now()
     yield* store.withLock(
       key,
-      () => Effect.gen(function*() {
+      (lease) => Effect.gen(function*() {
         assert.isBelow(Date.now() - started, 1000, "the expired lease was taken over at once")
-        const mine = yield* backend.leaseOwner(key)
-        assert.notStrictEqual(mine, childOwner)
-        assert.include(mine!, `:${process.pid}:`)
         const current = Option.getOrThrow(yield* store.get(key))
         assert.strictEqual(current.version, read["version"])
         yield* store.compareAndSet(key, current.version, seed("at_from_parent"))
         // Wake the old holder while we hold the lease.
         child.signal("SIGCONT")
         const write = yield* promise(() => child.waitFor("write"))
+        // Fenced: it knows it lost the lease, and its write with the version it holds was refused (FN-1).
+        assert.strictEqual(write["confirmed"], false, "the old holder's confirm says the lease is lost")
+        assert.strictEqual(write["lost"], true)
         assert.strictEqual(write["outcome"], "StaleWrite", "the stale holder's write was refused (FN-1)")
         yield* promise(() => child.waitFor("released"))
         // Its release was owner-checked: our lease is intact (LK-1).
-        assert.strictEqual(yield* backend.leaseOwner(key), mine)
+        assert.isTrue(yield* lease.confirm, "our lease survived the old holder's release")
       })
     )
     const stored = Option.getOrThrow(yield* store.get(key))
     assert.strictEqual(Redacted.value(stored.accessToken!), "at_from_parent", "nothing of the stale writer was stored")
     assert.strictEqual(stored.version, 2)
-    assert.isUndefined(yield* backend.leaseOwner(key), "released")
+    assert.isFalse(yield* leaseHeld(backend, key, ttl), "released")
     yield* promise(() => child.exited)
     // Its renewal found the lease gone and said so (LK-3 lost).
     assert.match(child.stderr(), /lost the (Redis|PostgreSQL) lease/)
@@ -127,7 +134,7 @@ export const killedHolder = (backend: LeaseBackend, key: string) =>
       yield* promise(() => endpoint.waitForRequests(1, 20_000))
       const inFlight = Option.getOrThrow(yield* store.get(key))
       assert.isDefined(inFlight.refreshStartedAt, "the child recorded its intent before calling the server")
-      assert.isDefined(yield* backend.leaseOwner(key), "the child holds the lease")
+      assert.isTrue(yield* leaseHeld(backend, key, ttl), "the child holds the lease")
       child.signal("SIGKILL")
       const killedAt = Date.now()
       yield* promise(() => child.exited)
@@ -145,46 +152,4 @@ export const killedHolder = (backend: LeaseBackend, key: string) =>
     }).pipe(
       Effect.provide(engine(endpoint, { store: Layer.succeed(TokenStore.TokenStore, observed) }))
     )
-  })
-
-/** LK-3: a holder whose body outlives the TTL keeps its lease; a second client never gets in meanwhile. */
-export const renewal = (backend: LeaseBackend, key: string) =>
-  Effect.gen(function*() {
-    const ttl = 300
-    const [a, b] = [yield* backend.open(ttl), yield* backend.open(ttl, 5000)]
-    let aHolding = false
-    let bEnteredWhileAHeld = false
-    let bEntered = false
-    yield* Effect.all([
-      a.withLock(
-        key,
-        () => Effect.gen(function*() {
-          aHolding = true
-          yield* Effect.sleep(Duration.millis(ttl * 3))
-          aHolding = false
-        })
-      ),
-      Effect.delay(
-        b.withLock(key, () => Effect.sync(() => {
-          bEntered = true
-          bEnteredWhileAHeld = aHolding
-        })),
-        Duration.millis(50)
-      )
-    ], { concurrency: "unbounded" })
-    assert.isTrue(bEntered)
-    assert.isFalse(bEnteredWhileAHeld, "the lease was renewed while the body ran past its TTL")
-  })
-
-/** A waiter gives up with LockTimeout after lockWaitTimeout, having retried until then. */
-export const lockTimeout = (backend: LeaseBackend, key: string) =>
-  Effect.gen(function*() {
-    const holder = yield* backend.open(2000)
-    const waiter = yield* backend.open(2000, 300)
-    const started = Date.now()
-    const error = yield* holder.withLock(key, () => Effect.flip(waiter.withLock(key, () => Effect.void)))
-    const waited = Date.now() - started
-    assert.strictEqual(error._tag, "LockTimeout")
-    assert.isAtLeast(waited, 290)
-    assert.isBelow(waited, 1500)
   })

@@ -20,7 +20,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
-import { type OtlpReceiver, startOtlpReceiver } from "../../../test/support/OtlpReceiver.js"
+import { type OtlpReceiver, startOtlpReceiver } from "@renew/otlp-receiver-fixture"
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url))
 const GRANT_KEY = "demo-user"

@@ -4,7 +4,7 @@
  * diagnosed by name (the failing check) with a remedy that says what to fix.
  */
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import { freePort, type ScriptedTokenEndpoint, startScriptedTokenEndpoint } from "../../../test/support/ScriptedTokenEndpoint.js"
+import { freePort, type ScriptedTokenEndpoint, startScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
 import {
   assertNoSecrets,
   check,

@@ -7,10 +7,11 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type { LockTimeout, StoreError } from "./RefreshError.js"
-import { StaleWrite } from "./RefreshError.js"
+import type { LockTimeout } from "./RefreshError.js"
+import { StaleWrite, StoreError } from "./RefreshError.js"
 import { Grant } from "./Token.js"
 
 /**
@@ -29,8 +30,7 @@ export class TokenStore extends Context.Tag("@renew/core/TokenStore")<TokenStore
    * The cross-process lease's parameters; `undefined` for an in-process lock (memory store). Every shared store
    * reports them the same way.
    */
-  // Optional only until packages/core/test/Refresher.test.ts's counting store passes it on; then make it required.
-  readonly lease?: LeaseParameters | undefined
+  readonly lease: LeaseParameters | undefined
   readonly get: (key: string) => Effect.Effect<Option.Option<Grant>, StoreError>
   /**
    * Writes `grant` if the stored version is `expectedVersion` (`undefined`: only if there is no grant). The written
@@ -106,6 +106,90 @@ export type Durability = "memory" | "durable" | "best-effort"
 export const withVersion = (grant: Grant, version: number): Grant => new Grant({ ...grant, version })
 
 /**
+ * The longest grant key every store accepts, in UTF-8 bytes (PostgreSQL cannot index a much longer primary key).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const MAX_KEY_BYTES = 2048
+
+/**
+ * Why no store can hold a grant under `key`, or `undefined` when every store can. A key is any well-formed Unicode
+ * string without NUL, at most `MAX_KEY_BYTES` in UTF-8. The key itself is never quoted (it may name a user).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const invalidKey = (key: string): string | undefined => {
+  // One pass over the UTF-16 units: NUL, lone surrogates and the UTF-8 length (without Buffer: core runs wherever
+  // Effect does).
+  let bytes = 0
+  for (let i = 0; i < key.length; i++) {
+    const code = key.charCodeAt(i)
+    if (code < 0x80) {
+      if (code === 0) return "the grant key contains a NUL character, which no store can hold. Use another key"
+      bytes += 1
+    } else if (code < 0x800) {
+      bytes += 2
+    } else if (code >= 0xd800 && code <= 0xdfff) {
+      const next = key.charCodeAt(i + 1)
+      if (code > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) {
+        return "the grant key is not well-formed Unicode (it has a lone surrogate). Use another key"
+      }
+      bytes += 4
+      i++
+    } else {
+      bytes += 3
+    }
+  }
+  if (bytes > MAX_KEY_BYTES) {
+    return `the grant key is ${bytes} bytes in UTF-8, over the ${MAX_KEY_BYTES} every store accepts. Use a shorter key (e.g. a hash of a long identifier)`
+  }
+  return undefined
+}
+
+/**
+ * The grant every store holds for `grant`: its times (epoch millis) rounded to whole milliseconds and clamped to
+ * `[0, Number.MAX_SAFE_INTEGER]`, so a store never refuses a grant for a fraction or an absurd expiry (the engine
+ * normalises them before writing; this is the stores' own guard, the same on all of them). A time that is not a number
+ * at all (NaN) is refused.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const storable = (grant: Grant): Either.Either<Grant, string> => {
+  const times = ["issuedAt", "expiresAt", "refreshTokenExpiresAt", "refreshStartedAt"] as const
+  const fixed: Partial<Record<(typeof times)[number], number>> = {}
+  for (const field of times) {
+    const value = grant[field]
+    if (value === undefined) continue
+    if (Number.isNaN(value)) return Either.left(`the grant's ${field} is not a number; nothing was written`)
+    const normal = Math.min(Math.max(Math.round(value), 0), Number.MAX_SAFE_INTEGER)
+    if (normal !== value) fixed[field] = normal
+  }
+  return Either.right(Object.keys(fixed).length === 0 ? grant : new Grant({ ...grant, ...fixed }))
+}
+
+/**
+ * The `StaleWrite` of a compare-and-set that expected `expectedVersion` (`undefined`: no grant) and found
+ * `actualVersion` (`undefined`: no grant).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const staleWrite = (expectedVersion: number | undefined, actualVersion: number | undefined): StaleWrite =>
+  new StaleWrite({
+    ...(expectedVersion !== undefined ? { expectedVersion } : {}),
+    ...(actualVersion !== undefined ? { actualVersion } : {})
+  })
+
+/** Fails with a `StoreError` for a key no store can hold. */
+const checkKey = (operation: string, key: string): Effect.Effect<void, StoreError> => {
+  const problem = invalidKey(key)
+  return problem === undefined ? Effect.void : Effect.fail(new StoreError({ operation, detail: problem }))
+}
+
+/**
  * A process-local store: grants in a Map, one lock per key. Nothing survives a restart; use it for tests and for
  * processes that re-authorize on start.
  *
@@ -117,7 +201,7 @@ export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.sync(() => {
   const locks = new Map<string, { readonly semaphore: Effect.Semaphore; holders: number }>()
 
   const withLock = <A, E, R>(key: string, body: (lease: Lease) => Effect.Effect<A, E, R>) =>
-    Effect.acquireUseRelease(
+    Effect.zipRight(checkKey("lock", key), Effect.acquireUseRelease(
       Effect.sync(() => {
         let lock = locks.get(key)
         if (lock === undefined) {
@@ -133,28 +217,29 @@ export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.sync(() => {
         Effect.sync(() => {
           if (--lock.holders === 0) locks.delete(key)
         })
-    )
+    ))
 
   return TokenStore.of({
     durability: "memory",
     lease: undefined,
-    get: (key) => Effect.sync(() => Option.fromNullable(grants.get(key))),
+    get: (key) => Effect.zipRight(checkKey("get", key), Effect.sync(() => Option.fromNullable(grants.get(key)))),
     compareAndSet: (key, expectedVersion, grant) =>
-      Effect.suspend(() => {
-        const current = grants.get(key)
-        if (current?.version !== expectedVersion) {
-          return Effect.fail(
-            new StaleWrite({
-              ...(expectedVersion !== undefined ? { expectedVersion } : {}),
-              ...(current !== undefined ? { actualVersion: current.version } : {})
-            })
-          )
-        }
-        const written = withVersion(grant, (expectedVersion ?? 0) + 1)
-        grants.set(key, written)
-        return Effect.succeed(written)
-      }),
-    delete: (key) => Effect.sync(() => void grants.delete(key)),
+      Effect.zipRight(
+        checkKey("compareAndSet", key),
+        Effect.suspend((): Effect.Effect<Grant, StaleWrite | StoreError> => {
+          const current = grants.get(key)
+          if (current?.version !== expectedVersion) return Effect.fail(staleWrite(expectedVersion, current?.version))
+          return Either.match(storable(grant), {
+            onLeft: (detail) => Effect.fail(new StoreError({ operation: "compareAndSet", detail })),
+            onRight: (normal) => {
+              const written = withVersion(normal, (expectedVersion ?? 0) + 1)
+              grants.set(key, written)
+              return Effect.succeed(written)
+            }
+          })
+        })
+      ),
+    delete: (key) => Effect.zipRight(checkKey("delete", key), Effect.sync(() => void grants.delete(key))),
     withLock
   })
 })

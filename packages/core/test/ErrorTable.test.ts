@@ -13,7 +13,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { startScriptedTokenEndpoint, type ScriptedTokenEndpoint } from "../../../test/support/ScriptedTokenEndpoint.js"
+import { startScriptedTokenEndpoint, type ScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
 import { checkRow, errorTable, runRow } from "./support/errorTable.js"
 
 const layers: ReadonlyArray<readonly [string, Layer.Layer<HttpClient.HttpClient>]> = [

@@ -11,6 +11,7 @@ const countingStore = Effect.gen(function*() {
   const calls = { get: 0, compareAndSet: 0, withLock: 0 }
   const store = TokenStore.TokenStore.of({
     durability: inner.durability,
+    lease: inner.lease,
     get: (key) => Effect.suspend(() => (calls.get++, inner.get(key))),
     compareAndSet: (key, version, grant) =>
       Effect.suspend(() => (calls.compareAndSet++, inner.compareAndSet(key, version, grant))),

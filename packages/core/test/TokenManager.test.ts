@@ -3,7 +3,7 @@ import { RefreshError, TokenManager } from "@renew/core"
 import {
   type ScriptedTokenEndpoint,
   startScriptedTokenEndpoint
-} from "../../../test/support/ScriptedTokenEndpoint.js"
+} from "@renew/scripted-endpoint-fixture"
 import { CLIENT_ID, CLIENT_SECRET } from "./support/harness.js"
 
 const cleanups: Array<() => Promise<void>> = []

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { RefreshError, type TokenStore } from "@renew/core"
+import { RefreshError, TokenStore } from "@renew/core"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -170,6 +170,8 @@ export const makeWithLock = (ops: LeaseOps, options: LeaseOptions) => {
     body: (lease: TokenStore.Lease) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | RefreshError.LockTimeout | RefreshError.StoreError, R> =>
     Effect.suspend(() => {
+      const problem = TokenStore.invalidKey(key)
+      if (problem !== undefined) return Effect.fail(new RefreshError.StoreError({ operation: "lock", detail: problem }))
       const owner = newOwner()
       return Effect.acquireUseRelease(
         // The wait stays interruptible; if interrupted, whatever we may have acquired is released (owner-checked).

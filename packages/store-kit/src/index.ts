@@ -4,3 +4,4 @@
 export * as Cipher from "./Cipher.js"
 export * as Lease from "./Lease.js"
 export * as GrantRecord from "./GrantRecord.js"
+export * as StoreOptions from "./StoreOptions.js"

@@ -33,9 +33,9 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Crypto from "node:crypto"
-import { type Cipher, type Encryption, makeCipher } from "@renew/store-kit/Cipher"
 import * as GrantRecord from "@renew/store-kit/GrantRecord"
-import { makeWithLock, parameters } from "@renew/store-kit/Lease"
+import { makeWithLock } from "@renew/store-kit/Lease"
+import * as StoreOptions from "@renew/store-kit/StoreOptions"
 
 export type { Encryption } from "@renew/store-kit/Cipher"
 
@@ -43,17 +43,13 @@ export type { Encryption } from "@renew/store-kit/Cipher"
  * @since 0.1.0
  * @category models
  */
-export interface PgTokenStoreOptions {
+export interface PgTokenStoreOptions extends StoreOptions.CommonOptions {
   /** `postgres://user:password@host:port/database?…` (the DATABASE_URL convention). Redacted: it may hold a password. */
   readonly url: Redacted.Redacted<string>
   /** The schema holding the tables; created if missing. Default `"public"`. */
   readonly schema?: string | undefined
   /** Prefix of the table names: `<prefix>grants`, `<prefix>leases`, `<prefix>schema_version`. Default `"renew_"`. */
   readonly tablePrefix?: string | undefined
-  /** Lease lifetime. Default 30 seconds; renewed every third of it while a refresh runs. */
-  readonly leaseTtl?: Duration.DurationInput | undefined
-  /** How long to wait for another process's lease before `LockTimeout`. Default: twice the lease TTL. */
-  readonly lockWaitTimeout?: Duration.DurationInput | undefined
   /**
    * Accept `synchronous_commit = off`, under which a PostgreSQL crash can lose acknowledged writes (up to three times
    * `wal_writer_delay`), rotated refresh tokens included. The store then reports `best-effort`. Default false.
@@ -67,7 +63,6 @@ export interface PgTokenStoreOptions {
   readonly maxConnections?: number | undefined
   /** `application_name` of the connections (visible in pg_stat_activity). Default `"renew"`. */
   readonly applicationName?: string | undefined
-  readonly encryption?: Encryption | undefined
 }
 
 /** The schema version this code writes and understands. */
@@ -180,7 +175,6 @@ const explain = (where: string, error: unknown): string => {
   return `PostgreSQL at ${where} failed: ${message.split("\n")[0]!.slice(0, 200)}${code ? ` (SQLSTATE ${code})` : ""}`
 }
 
-const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
 
 /**
  * Opens a pool to the database at `options.url`, checks `synchronous_commit`, migrates the tables, and returns the
@@ -198,11 +192,10 @@ export const make = (
     const where = describeUrl(url)
     const schemaName = options.schema ?? "public"
     const tablePrefix = options.tablePrefix ?? "renew_"
-    const leaseTtlMillis = millis(options.leaseTtl ?? Duration.seconds(30))
-    const lockWaitMillis = millis(options.lockWaitTimeout ?? Duration.millis(leaseTtlMillis * 2))
-    const lease = parameters(leaseTtlMillis, lockWaitMillis)
-    const queryTimeoutMillis = millis(options.queryTimeout ?? Duration.millis(Math.floor(Math.min(5000, leaseTtlMillis / 3))))
-    const connectTimeoutMillis = millis(options.connectTimeout ?? Duration.seconds(5))
+    const { cipher, lease, maxPollMillis } = yield* StoreOptions.normalize(options)
+    const leaseTtlMillis = lease.ttlMillis
+    const queryTimeoutMillis = yield* StoreOptions.callTimeout("queryTimeout", options.queryTimeout, 5000, lease)
+    const connectTimeoutMillis = yield* StoreOptions.millis("connectTimeout", options.connectTimeout, 5000, 1)
     for (const [option, value] of [["schema", schemaName], ["tablePrefix", tablePrefix + "x"]] as const) {
       if (!IDENTIFIER.test(value)) {
         return yield* new RefreshError.ConfigurationError({
@@ -211,19 +204,6 @@ export const make = (
         })
       }
     }
-    if (!(leaseTtlMillis >= 30)) {
-      return yield* new RefreshError.ConfigurationError({ option: "leaseTtl", detail: "must be at least 30 milliseconds" })
-    }
-    if (queryTimeoutMillis > leaseTtlMillis / 3) {
-      return yield* new RefreshError.ConfigurationError({
-        option: "queryTimeout",
-        detail: `must be at most a third of leaseTtl (${leaseTtlMillis} ms), so a lease renewal ends before the lease can lapse`
-      })
-    }
-    const cipher: Cipher | undefined = yield* Effect.try({
-      try: () => makeCipher(options.encryption),
-      catch: (error) => error as RefreshError.ConfigurationError
-    })
     const tables: Tables = {
       schema: schemaName,
       grants: `${schemaName}.${tablePrefix}grants`,
@@ -324,9 +304,12 @@ export const make = (
       })
 
     const get = (key: string) =>
-      Effect.flatMap(
-        run("get", sql<GrantRow>`SELECT * FROM ${grants} WHERE key = ${key}`),
-        (rows) => (rows.length === 0 ? Effect.succeedNone : Effect.asSome(decode(rows[0]!)))
+      Effect.zipRight(
+        GrantRecord.checkKey("get", key),
+        Effect.flatMap(
+          run("get", sql<GrantRow>`SELECT * FROM ${grants} WHERE key = ${key}`),
+          (rows) => (rows.length === 0 ? Effect.succeedNone : Effect.asSome(decode(rows[0]!)))
+        )
       )
 
     const currentVersion = (key: string) =>
@@ -335,8 +318,9 @@ export const make = (
     const compareAndSet = (key: string, expectedVersion: number | undefined, grant: Token.Grant) =>
       Effect.gen(function*() {
         const version = (expectedVersion ?? 0) + 1
+        const prepared = yield* GrantRecord.prepare(key, version, grant, cipher)
         const writeId = Crypto.randomUUID()
-        const columns = { version, ...GrantRecord.encode(key, grant, cipher), write_id: writeId }
+        const columns = { version, ...prepared.record, write_id: writeId }
         // One statement each: the version check and the write cannot be split.
         const statement = expectedVersion === undefined
           ? sql`INSERT INTO ${grants} ${sql.insert({ key, ...columns })} ON CONFLICT (key) DO NOTHING RETURNING version`
@@ -351,15 +335,16 @@ export const make = (
                 : Effect.fail(error))
           )
         )
-        if (written.length === 1) return TokenStore.withVersion(grant, version)
+        if (written.length === 1) return prepared.grant
         const current = yield* currentVersion(key)
-        return yield* new RefreshError.StaleWrite({
-          ...(expectedVersion !== undefined ? { expectedVersion } : {}),
-          ...(current.length === 1 ? { actualVersion: Number(current[0]!.version) } : {})
-        })
+        return yield* TokenStore.staleWrite(expectedVersion, current.length === 1 ? Number(current[0]!.version) : undefined)
       })
 
-    const remove = (key: string) => run("delete", sql`DELETE FROM ${grants} WHERE key = ${key}`).pipe(Effect.asVoid)
+    const remove = (key: string) =>
+      Effect.zipRight(
+        GrantRecord.checkKey("delete", key),
+        run("delete", sql`DELETE FROM ${grants} WHERE key = ${key}`).pipe(Effect.asVoid)
+      )
 
     // Leases: single autocommit statements on the database's clock (clock_timestamp(), not the caller's).
     const withLock = makeWithLock({
@@ -401,7 +386,7 @@ export const make = (
       release: (key, owner) => Effect.asVoid(run("unlock", sql`DELETE FROM ${leases} WHERE key = ${key} AND owner = ${owner}`))
     }, {
       parameters: lease,
-      maxPollMillis: Math.max(5, Math.min(200, leaseTtlMillis / 10)),
+      maxPollMillis,
       backend: "PostgreSQL"
     })
 

@@ -4,18 +4,17 @@
  * transaction or session state held across a refresh, and connection drops (pg_terminate_backend).
  *
  * Every run works in its own schema (dropped at the end). Under CI=true an unreachable PostgreSQL fails the file;
- * otherwise the tests are skipped with a message saying how to enable them (test/support/services.ts).
+ * otherwise the tests are skipped with a message saying how to enable them (@renew/store-testkit/Services).
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Refresher, Token, TokenStore } from "@renew/core"
 import { PgTokenStore } from "@renew/store-postgres"
-import { TokenStoreSuite } from "@renew/store-testkit"
-import { Context, Deferred, Duration, Effect, Fiber, Layer, Option, Redacted, Schedule } from "effect"
-import { engine, scriptedEndpoint, seedExpired } from "../../core/test/support/harness.js"
-import * as Scenarios from "../../../test/support/leaseScenarios.js"
-import * as Services from "../../../test/support/services.js"
+import { Engine, LeaseSuite, SealingSuite, Services, TokenStoreSuite } from "@renew/store-testkit"
+import { Context, Deferred, Effect, Fiber, Layer, Option, Redacted, Schedule } from "effect"
+
+const { engine, scriptedEndpoint, seedExpired } = Engine
 
 const postgres = await Services.postgres()
 Services.skipNotice(postgres)
@@ -57,40 +56,46 @@ const dropSchema = (schema: string) =>
 const untilBack = { times: 40, schedule: Schedule.spaced("50 millis") }
 
 if (postgres.available) {
-  TokenStoreSuite.suite("postgres", { open: open({ leaseTtl: "2 seconds" }), durability: "durable" })
+  TokenStoreSuite.suite("postgres", {
+    open: open({ leaseTtl: "2 seconds" }),
+    durability: "durable",
+    lease: { ttlMillis: 2000, renewEveryMillis: 666, waitMillis: 4000 }
+  })
+
+  LeaseSuite.suite("postgres", {
+    open: ({ lockWaitMillis, ttlMillis }) =>
+      open({ leaseTtl: ttlMillis, ...(lockWaitMillis !== undefined ? { lockWaitTimeout: lockWaitMillis } : {}) }),
+    expireLease: (k) =>
+      Effect.flatMap(admin, (sql) =>
+        sql`UPDATE ${sql(`${SCHEMA}.renew_leases`)} SET expires_at = clock_timestamp() - interval '1 millisecond'
+            WHERE key = ${k}`),
+    leaseOwner: (k) =>
+      Effect.flatMap(admin, (sql) =>
+        Effect.map(
+          sql<{ owner: string }>`SELECT owner FROM ${sql(`${SCHEMA}.renew_leases`)} WHERE key = ${k}`,
+          (rows) => rows[0]?.owner
+        ))
+  })
+
+  SealingSuite.suite("postgres", {
+    open: (encryption) => open(encryption !== undefined ? { encryption } : {}),
+    readRecord: (k) =>
+      Effect.flatMap(admin, (sql) =>
+        Effect.map(
+          sql<Record<string, unknown>>`SELECT * FROM ${sql(`${SCHEMA}.renew_grants`)} WHERE key = ${k}`,
+          (rows) =>
+            Object.fromEntries(
+              Object.entries(rows[0] ?? {}).map(([field, value]) => [field, value === null ? null : String(value)])
+            )
+        )),
+    writeRecord: (k, fields) =>
+      Effect.flatMap(admin, (sql) => sql`UPDATE ${sql(`${SCHEMA}.renew_grants`)} SET ${sql.update(fields)} WHERE key = ${k}`)
+  })
 
   afterAll(() => Effect.runPromise(dropSchema(SCHEMA)))
 }
 
-const backend: Scenarios.LeaseBackend = {
-  kind: "postgres",
-  url: Services.DATABASE_URL,
-  namespace: SCHEMA,
-  open: (leaseTtlMillis, lockWaitMillis) =>
-    open({
-      leaseTtl: Duration.millis(leaseTtlMillis),
-      ...(lockWaitMillis !== undefined ? { lockWaitTimeout: Duration.millis(lockWaitMillis) } : {})
-    }),
-  leaseOwner: (k) =>
-    Effect.flatMap(admin, (sql) =>
-      Effect.map(
-        sql<{ owner: string }>`SELECT owner FROM ${sql(`${SCHEMA}.renew_leases`)} WHERE key = ${k}`,
-        (rows) => rows[0]?.owner
-      )),
-  retryIntervalMillis: (ttl) => Math.max(5, Math.min(200, ttl / 10))
-}
-
-describe.runIf(postgres.available)("PgTokenStore: leases and fencing", () => {
-  it.scopedLive("a paused holder's lease is taken over; its late write is StaleWrite and its late release leaves the new lease intact (LK-1, FN-1, LK-3)", () =>
-    Scenarios.pausedHolder(backend, key("paused")), { timeout: 30_000 })
-
-  it.scopedLive("a holder SIGKILLed mid-refresh is taken over within TTL + 2 retry intervals and the refresh completes (LK-2, DU-4)", () =>
-    Effect.tap(Scenarios.killedHolder(backend, key("killed")), (ms) => Effect.sync(() => console.log(`[LK-2] postgres takeover after ${ms} ms`))), { timeout: 30_000 })
-
-  it.scopedLive("the lease is renewed while the body runs past its TTL (LK-3)", () => Scenarios.renewal(backend, key("renewal")))
-
-  it.scopedLive("waiting past lockWaitTimeout is a LockTimeout", () => Scenarios.lockTimeout(backend, key("timeout")))
-
+describe.runIf(postgres.available)("PgTokenStore: leases and encryption", () => {
   it.scopedLive("while a body holds the lock, no transaction is open and no advisory lock is held (works behind transaction pooling)", () =>
     Effect.gen(function*() {
       const store = yield* open({ applicationName: `${APP}-pooling` })

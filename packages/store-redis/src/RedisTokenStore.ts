@@ -28,9 +28,9 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { Redis, type RedisOptions } from "ioredis"
 import * as Crypto from "node:crypto"
-import { type Cipher, type Encryption, makeCipher } from "@renew/store-kit/Cipher"
 import * as GrantRecord from "@renew/store-kit/GrantRecord"
-import { type Attempt, makeWithLock, parameters } from "@renew/store-kit/Lease"
+import { type Attempt, makeWithLock } from "@renew/store-kit/Lease"
+import * as StoreOptions from "@renew/store-kit/StoreOptions"
 
 export type { Encryption } from "@renew/store-kit/Cipher"
 
@@ -38,7 +38,7 @@ export type { Encryption } from "@renew/store-kit/Cipher"
  * @since 0.1.0
  * @category models
  */
-export interface RedisTokenStoreOptions {
+export interface RedisTokenStoreOptions extends StoreOptions.CommonOptions {
   /**
    * `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS (the REDIS_URL convention). Redacted: it may
    * hold a password.
@@ -46,10 +46,6 @@ export interface RedisTokenStoreOptions {
   readonly url: Redacted.Redacted<string>
   /** Prepended to every key this store writes. Default `"renew:"`. */
   readonly prefix?: string | undefined
-  /** Lease lifetime. Default 30 seconds; renewed every third of it while a refresh runs. */
-  readonly leaseTtl?: Duration.DurationInput | undefined
-  /** How long to wait for another process's lease before `LockTimeout`. Default: twice the lease TTL. */
-  readonly lockWaitTimeout?: Duration.DurationInput | undefined
   /**
    * Refuse to start unless every acknowledged grant write survives a Redis crash (AOF on, with `WAITAOF` or
    * `appendfsync always`). Default false: run `best-effort` with a warning.
@@ -64,7 +60,6 @@ export interface RedisTokenStoreOptions {
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** How long a write waits for the AOF fsync (`WAITAOF`, Redis 7.2+). Default 1 second, at most 80% of commandTimeout. */
   readonly durableWriteTimeout?: Duration.DurationInput | undefined
-  readonly encryption?: Encryption | undefined
 }
 
 /**
@@ -291,7 +286,6 @@ const detect = (redis: Redis): Promise<DurabilityReport> =>
 // ---------------------------------------------------------------------------------------------------------------
 
 
-const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
 
 /**
  * Opens a client (its own connections) to the Redis at `options.url`, checks persistence and prepares the scripts.
@@ -308,28 +302,16 @@ export const make = (
     const url = Redacted.value(options.url)
     const where = describeUrl(url)
     const prefix = options.prefix ?? "renew:"
-    const leaseTtlMillis = millis(options.leaseTtl ?? Duration.seconds(30))
-    const lockWaitMillis = millis(options.lockWaitTimeout ?? Duration.millis(leaseTtlMillis * 2))
-    const lease = parameters(leaseTtlMillis, lockWaitMillis)
-    const commandTimeoutMillis = millis(options.commandTimeout ?? Duration.millis(Math.floor(Math.min(2000, leaseTtlMillis / 3))))
-    const connectTimeoutMillis = millis(options.connectTimeout ?? Duration.seconds(5))
+    const { cipher, lease, maxPollMillis } = yield* StoreOptions.normalize(options)
+    const commandTimeoutMillis = yield* StoreOptions.callTimeout("commandTimeout", options.commandTimeout, 2000, lease)
+    const connectTimeoutMillis = yield* StoreOptions.millis("connectTimeout", options.connectTimeout, 5000, 1)
     // WAITAOF must give up (and be reported as such) before the client's own command timeout would cut it off.
     const durableWriteTimeoutMillis = Math.floor(
-      Math.min(millis(options.durableWriteTimeout ?? Duration.seconds(1)), commandTimeoutMillis * 0.8)
+      Math.min(
+        yield* StoreOptions.millis("durableWriteTimeout", options.durableWriteTimeout, 1000, 1),
+        commandTimeoutMillis * 0.8
+      )
     )
-    if (!(leaseTtlMillis >= 30)) {
-      return yield* new RefreshError.ConfigurationError({ option: "leaseTtl", detail: "must be at least 30 milliseconds" })
-    }
-    if (commandTimeoutMillis > leaseTtlMillis / 3) {
-      return yield* new RefreshError.ConfigurationError({
-        option: "commandTimeout",
-        detail: `must be at most a third of leaseTtl (${leaseTtlMillis} ms), so a lease renewal ends before the lease can lapse`
-      })
-    }
-    const cipher: Cipher | undefined = yield* Effect.try({
-      try: () => makeCipher(options.encryption),
-      catch: (error) => error as RefreshError.ConfigurationError
-    })
 
     const clientOptions = (name: string): RedisOptions => ({
       lazyConnect: true,
@@ -405,9 +387,12 @@ export const make = (
       })
 
     const get = (key: string) =>
-      Effect.flatMap(
-        run("get", () => redis.hgetall(grantKey(key))),
-        (hash) => (Object.keys(hash).length === 0 ? Effect.succeedNone : Effect.asSome(decode(key, hash)))
+      Effect.zipRight(
+        GrantRecord.checkKey("get", key),
+        Effect.flatMap(
+          run("get", () => redis.hgetall(grantKey(key))),
+          (hash) => (Object.keys(hash).length === 0 ? Effect.succeedNone : Effect.asSome(decode(key, hash)))
+        )
       )
 
     /** Runs a write; with WAITAOF, on a writer connection followed by `WAITAOF 1 0 <timeout>`, checked. */
@@ -434,11 +419,11 @@ export const make = (
     const compareAndSet = (key: string, expectedVersion: number | undefined, grant: Token.Grant) =>
       Effect.gen(function*() {
         const version = (expectedVersion ?? 0) + 1
+        const prepared = yield* GrantRecord.prepare(key, version, grant, cipher)
         // A hash has no null: absent fields are left out.
-        const record = GrantRecord.encode(key, grant, cipher)
         const pairs: Array<string> = []
         for (const field of GrantRecord.fields) {
-          const value = record[field]
+          const value = prepared.record[field]
           if (value !== null) pairs.push(field, String(value))
         }
         pairs.push("updated_at", String(Date.now()))
@@ -448,16 +433,17 @@ export const make = (
           (client) =>
             client.renewCas(grantKey(key), expectedVersion === undefined ? "" : String(expectedVersion), String(version), writeId, ...pairs)
         )
-        if (ok === 1) return TokenStore.withVersion(grant, version)
-        return yield* new RefreshError.StaleWrite({
-          ...(expectedVersion !== undefined ? { expectedVersion } : {}),
-          ...(actual >= 0 ? { actualVersion: actual } : {})
-        })
+        if (ok === 1) return prepared.grant
+        return yield* TokenStore.staleWrite(expectedVersion, actual >= 0 ? actual : undefined)
       })
 
-    const remove = (key: string) => durably("delete", (client) => client.del(grantKey(key))).pipe(Effect.asVoid)
+    const remove = (key: string) =>
+      Effect.zipRight(
+        GrantRecord.checkKey("delete", key),
+        durably("delete", (client) => client.del(grantKey(key))).pipe(Effect.asVoid)
+      )
 
-    const ttl = String(leaseTtlMillis)
+    const ttl = String(lease.ttlMillis)
     const withLock = makeWithLock({
       tryAcquire: (key, owner) =>
         Effect.map(
@@ -471,7 +457,7 @@ export const make = (
       release: (key, owner) => Effect.asVoid(run("unlock", () => redis.renewRelease(leaseKey(key), owner)))
     }, {
       parameters: lease,
-      maxPollMillis: Math.max(5, Math.min(200, leaseTtlMillis / 10)),
+      maxPollMillis,
       backend: "Redis"
     })
 

@@ -1,20 +1,20 @@
 /**
- * RedisTokenStore against real Redis: the shared conformance suite on the machine's Redis (REDIS_URL), lease safety
- * with real separate processes (SIGSTOP / SIGKILL), durability detection on private redis-server instances
- * (AOF off / appendfsync always / everysec), and faults (Redis killed mid-run and restarted).
+ * RedisTokenStore against real Redis: the shared conformance, lease/fencing and encryption suites on the machine's
+ * Redis (REDIS_URL), durability detection on private redis-server instances (AOF off / appendfsync always /
+ * everysec), and faults (Redis killed mid-run and restarted). Lease takeover across real processes (SIGSTOP /
+ * SIGKILL) is in test/fleet/LeaseTakeover.test.ts.
  *
  * Under CI=true an unreachable Redis or a missing redis-server binary fails the file; otherwise the tests are skipped
- * with a message saying how to enable them (test/support/services.ts).
+ * with a message saying how to enable them (@renew/store-testkit/Services).
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Refresher, Token, TokenStore } from "@renew/core"
 import { RedisTokenStore } from "@renew/store-redis"
-import { TokenStoreSuite } from "@renew/store-testkit"
-import { Duration, Effect, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
+import { Engine, LeaseSuite, SealingSuite, Services, TokenStoreSuite } from "@renew/store-testkit"
+import { Effect, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
 import { Redis } from "ioredis"
-import { engine, scriptedEndpoint, seedExpired } from "../../core/test/support/harness.js"
-import * as Scenarios from "../../../test/support/leaseScenarios.js"
-import * as Services from "../../../test/support/services.js"
+
+const { engine, scriptedEndpoint, seedExpired } = Engine
 
 const redis = await Services.redis()
 const binary = redis.available ? Services.redisServerBinary() : redis
@@ -67,7 +67,34 @@ const privateServer = (args: ReadonlyArray<string>) =>
   )
 
 if (redis.available) {
-  TokenStoreSuite.suite("redis", { open: open({ leaseTtl: "2 seconds" }), durability: "best-effort" })
+  TokenStoreSuite.suite("redis", {
+    open: open({ leaseTtl: "2 seconds" }),
+    durability: "best-effort",
+    lease: { ttlMillis: 2000, renewEveryMillis: 666, waitMillis: 4000 }
+  })
+
+  LeaseSuite.suite("redis", {
+    open: ({ lockWaitMillis, ttlMillis }) =>
+      open({ leaseTtl: ttlMillis, ...(lockWaitMillis !== undefined ? { lockWaitTimeout: lockWaitMillis } : {}) }),
+    // An expired Redis key is gone: the lease lapses by disappearing.
+    expireLease: (k) => Effect.flatMap(rawClient(), (client) => Effect.promise(() => client.del(`${RUN}lease:${k}`))),
+    leaseOwner: (k) =>
+      Effect.flatMap(rawClient(), (client) =>
+        Effect.map(Effect.promise(() => client.get(`${RUN}lease:${k}`)), (owner) => owner ?? undefined))
+  })
+
+  SealingSuite.suite("redis", {
+    open: (encryption) => open(encryption !== undefined ? { encryption } : {}),
+    readRecord: (k) => Effect.flatMap(rawClient(), (client) => Effect.promise(() => client.hgetall(`${RUN}grant:${k}`))),
+    writeRecord: (k, fields) =>
+      Effect.flatMap(rawClient(), (client) =>
+        Effect.promise(async () => {
+          for (const [field, value] of Object.entries(fields)) {
+            if (value === null) await client.hdel(`${RUN}grant:${k}`, field)
+            else await client.hset(`${RUN}grant:${k}`, field, value)
+          }
+        }))
+  })
 
   afterAll(async () => {
     const client = new Redis(Services.REDIS_URL)
@@ -81,34 +108,7 @@ if (redis.available) {
   })
 }
 
-const backend: Scenarios.LeaseBackend = {
-  kind: "redis",
-  url: Services.REDIS_URL,
-  namespace: RUN,
-  open: (leaseTtlMillis, lockWaitMillis) =>
-    open({
-      leaseTtl: Duration.millis(leaseTtlMillis),
-      ...(lockWaitMillis !== undefined ? { lockWaitTimeout: Duration.millis(lockWaitMillis) } : {})
-    }),
-  leaseOwner: (k) =>
-    Effect.flatMap(rawClient(), (client) =>
-      Effect.map(Effect.promise(() => client.get(`${RUN}lease:${k}`)), (owner) => owner ?? undefined)),
-  retryIntervalMillis: (ttl) => Math.max(5, Math.min(200, ttl / 10))
-}
-
-describe.runIf(redis.available)("RedisTokenStore: leases and fencing", () => {
-  it.scopedLive("a paused holder's lease is taken over; its late write is StaleWrite and its late release leaves the new lease intact (LK-1, FN-1, LK-3)", () =>
-    Scenarios.pausedHolder(backend, key("paused")), { timeout: 30_000 })
-
-  it.scopedLive("a holder SIGKILLed mid-refresh is taken over within TTL + 2 retry intervals and the refresh completes (LK-2, DU-4)", () =>
-    Effect.tap(Scenarios.killedHolder(backend, key("killed")), (ms) => Effect.sync(() => console.log(`[LK-2] redis takeover after ${ms} ms`))), { timeout: 30_000 })
-
-  it.scopedLive("the lease is renewed while the body runs past its TTL (LK-3)", () =>
-    Scenarios.renewal(backend, key("renewal")))
-
-  it.scopedLive("waiting past lockWaitTimeout is a LockTimeout", () =>
-    Scenarios.lockTimeout(backend, key("timeout")))
-
+describe.runIf(redis.available)("RedisTokenStore: layout, encryption and options", () => {
   it.scopedLive("the grant is one hash with a version field; the lease key holds an owner and a TTL", () =>
     Effect.gen(function*() {
       const store = yield* open({ leaseTtl: "3 seconds" })

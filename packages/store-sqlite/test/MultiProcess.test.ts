@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url"
 import {
   type ScriptedTokenEndpoint,
   startScriptedTokenEndpoint
-} from "../../../test/support/ScriptedTokenEndpoint.js"
+} from "@renew/scripted-endpoint-fixture"
 
 const CHILD = fileURLToPath(new URL("./support/child.ts", import.meta.url))
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url))

@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Token } from "@renew/core"
 import { SqliteTokenStore } from "@renew/store-sqlite"
-import { TokenStoreSuite } from "@renew/store-testkit"
+import { LeaseSuite, SealingSuite, TokenStoreSuite } from "@renew/store-testkit"
+import Sqlite from "better-sqlite3"
 import { Effect, Option, Redacted } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -13,7 +14,37 @@ const suiteFile = Path.join(tempDir(), "conformance.db")
 TokenStoreSuite.suite("sqlite", {
   // Each open() is its own connection to the same file, like another process.
   open: SqliteTokenStore.make({ filename: suiteFile, leaseTtl: "2 seconds" }),
-  durability: "durable"
+  durability: "durable",
+  lease: { ttlMillis: 2000, renewEveryMillis: 666, waitMillis: 4000 }
+})
+
+/** The suite's file opened directly, as another process (or someone with write access) would. */
+const rawFile = Effect.acquireRelease(Effect.sync(() => new Sqlite(suiteFile)), (db) => Effect.sync(() => db.close()))
+
+LeaseSuite.suite("sqlite", {
+  open: ({ lockWaitMillis, ttlMillis }) =>
+    SqliteTokenStore.make({
+      filename: suiteFile,
+      leaseTtl: ttlMillis,
+      ...(lockWaitMillis !== undefined ? { lockWaitTimeout: lockWaitMillis } : {})
+    }),
+  expireLease: (key) =>
+    Effect.map(rawFile, (db) => void db.prepare("UPDATE renew_leases SET expires_at = ? WHERE key = ?").run(Date.now() - 1, key)),
+  leaseOwner: (key) =>
+    Effect.map(rawFile, (db) =>
+      (db.prepare("SELECT owner FROM renew_leases WHERE key = ?").get(key) as { owner: string } | undefined)?.owner)
+})
+
+SealingSuite.suite("sqlite", {
+  open: (encryption) => SqliteTokenStore.make({ filename: suiteFile, ...(encryption !== undefined ? { encryption } : {}) }),
+  readRecord: (key) =>
+    Effect.map(rawFile, (db) => db.prepare("SELECT * FROM renew_grants WHERE key = ?").get(key) as SealingSuite.RawRecord),
+  writeRecord: (key, fields) =>
+    Effect.map(rawFile, (db) => {
+      const names = Object.keys(fields)
+      db.prepare(`UPDATE renew_grants SET ${names.map((name) => `${name} = ?`).join(", ")} WHERE key = ?`)
+        .run(...names.map((name) => fields[name]), key)
+    })
 })
 
 const sample = (overrides: Partial<ConstructorParameters<typeof Token.Grant>[0]> = {}) =>
@@ -45,7 +76,6 @@ describe("SqliteTokenStore", () => {
       const a = yield* SqliteTokenStore.make({ filename: file, leaseTtl: "300 millis", lockWaitTimeout: "5 seconds" })
       const b = yield* SqliteTokenStore.make({ filename: file, leaseTtl: "300 millis", lockWaitTimeout: "5 seconds" })
       // Simulate a holder that froze (a paused process): it wrote a lease and never renews or releases it.
-      const Sqlite = (yield* Effect.promise(() => import("better-sqlite3"))).default
       const raw = new Sqlite(file)
       raw.prepare("INSERT INTO renew_leases (key, owner, expires_at) VALUES (?, ?, ?)").run("k", "frozen", Date.now() + 300)
       const started = Date.now()
@@ -62,33 +92,6 @@ describe("SqliteTokenStore", () => {
         assert.isTrue(Option.isNone(blocked))
       }))
       raw.close()
-    }))
-
-  it.scopedLive("a holder renews its lease while its body runs longer than the TTL (LK-3)", () =>
-    Effect.gen(function*() {
-      const file = Path.join(tempDir(), "renew.db")
-      const a = yield* SqliteTokenStore.make({ filename: file, leaseTtl: "300 millis" })
-      const b = yield* SqliteTokenStore.make({ filename: file, leaseTtl: "300 millis", lockWaitTimeout: "5 seconds" })
-      let bInsideWhileAHeld = false
-      let aHolding = false
-      yield* Effect.all([
-        a.withLock("k", () => Effect.gen(function*() {
-          aHolding = true
-          yield* Effect.sleep("900 millis")
-          aHolding = false
-        })),
-        Effect.delay(b.withLock("k", () => Effect.sync(() => void (bInsideWhileAHeld = aHolding))), "50 millis")
-      ], { concurrency: "unbounded" })
-      assert.isFalse(bInsideWhileAHeld)
-    }))
-
-  it.scopedLive("waiting past lockWaitTimeout is a LockTimeout", () =>
-    Effect.gen(function*() {
-      const file = Path.join(tempDir(), "timeout.db")
-      const a = yield* SqliteTokenStore.make({ filename: file })
-      const b = yield* SqliteTokenStore.make({ filename: file, lockWaitTimeout: "200 millis" })
-      const error = yield* a.withLock("k", () => Effect.flip(b.withLock("k", () => Effect.void)))
-      assert.strictEqual(error._tag, "LockTimeout")
     }))
 
   it.scopedLive("encrypts token columns at rest; a wrong key is a clear StoreError; key rotation keeps old rows readable", () =>
@@ -153,7 +156,6 @@ describe("SqliteTokenStore", () => {
   it.scopedLive("a database from a newer schema version is refused and left alone", () =>
     Effect.gen(function*() {
       const file = Path.join(tempDir(), "newer.db")
-      const Sqlite = (yield* Effect.promise(() => import("better-sqlite3"))).default
       const raw = new Sqlite(file)
       raw.pragma("user_version = 99")
       raw.close()
@@ -162,6 +164,69 @@ describe("SqliteTokenStore", () => {
       assert.strictEqual(error._tag, "StoreError")
       assert.match(error.message, /schema version 99.*newer.*Upgrade/)
       assert.isTrue(Fs.readFileSync(file).equals(before))
+    }))
+
+  it.scopedLive("listGrants: every grant's metadata, a page at a time, in key order, never a token, never written", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir(), "listed.db")
+      const plain = yield* SqliteTokenStore.make({ filename: file })
+      const sealed = yield* SqliteTokenStore.make({ filename: file, encryption: { keys: { k1: Redacted.make(KEY_A) }, activeKeyId: "k1" } })
+      yield* plain.compareAndSet("a", undefined, sample({ scope: "openid", refreshTokenExpiresAt: 5 }))
+      yield* plain.compareAndSet("b", undefined, sample({ reauthRequired: "invalid_grant" }))
+      yield* sealed.compareAndSet("c", undefined, sample({ refreshStartedAt: 3 }))
+      yield* plain.compareAndSet("d", undefined, sample())
+      yield* plain.compareAndSet("e", undefined, sample())
+      const pages = yield* plain.withLock("c", () =>
+        Effect.gen(function*() {
+          const pages: Array<SqliteTokenStore.GrantPage> = []
+          let after: string | undefined
+          do {
+            const page = yield* SqliteTokenStore.listGrants(file, { after, limit: 2 })
+            pages.push(page)
+            after = page.next
+          } while (after !== undefined)
+          return pages
+        }))
+      assert.deepStrictEqual(pages.map((page) => page.grants.map((g) => g.key)), [["a", "b"], ["c", "d"], ["e"]])
+      const grants = pages.flatMap((page) => page.grants)
+      assert.deepStrictEqual(grants[0], {
+        key: "a",
+        version: 1,
+        tokenType: "Bearer",
+        issuedAt: 1,
+        expiresAt: 2,
+        scope: "openid",
+        refreshTokenExpiresAt: 5,
+        refreshStartedAt: undefined,
+        reauthRequired: undefined,
+        keyId: undefined,
+        leaseExpiresAt: undefined
+      })
+      assert.strictEqual(grants[1]!.reauthRequired, "invalid_grant")
+      assert.strictEqual(grants[2]!.keyId, "k1")
+      assert.strictEqual(grants[2]!.refreshStartedAt, 3)
+      assert.isAbove(grants[2]!.leaseExpiresAt!, Date.now(), "the lease held while listing")
+      assert.notInclude(JSON.stringify(pages), "secret_value")
+      // Reading changes nothing on disk.
+      const bytes = () => [file, `${file}-wal`].map((f) => (Fs.existsSync(f) ? Fs.readFileSync(f).toString("base64") : ""))
+      const before = bytes()
+      yield* SqliteTokenStore.listGrants(file)
+      assert.deepStrictEqual(bytes(), before)
+    }))
+
+  it.scopedLive("listGrants refuses a missing file (without creating it), a file that is not a Renew store, and a corrupt one", () =>
+    Effect.gen(function*() {
+      const missing = Path.join(tempDir(), "missing.db")
+      assert.match((yield* Effect.flip(SqliteTokenStore.listGrants(missing))).message, /does not exist/)
+      assert.isFalse(Fs.existsSync(missing))
+      const other = Path.join(tempDir(), "other.db")
+      const raw = new Sqlite(other)
+      raw.prepare("CREATE TABLE t (x INTEGER)").run()
+      raw.close()
+      assert.match((yield* Effect.flip(SqliteTokenStore.listGrants(other))).message, /not a Renew store/)
+      const corrupt = Path.join(tempDir(), "corrupt.db")
+      Fs.writeFileSync(corrupt, "garbage ".repeat(1000))
+      assert.match((yield* Effect.flip(SqliteTokenStore.listGrants(corrupt))).message, /not a SQLite database or is corrupt/)
     }))
 
   it.scopedLive("an unwritable location is a StoreError", () =>

@@ -16,7 +16,7 @@ import {
   type RecordedRequest,
   startScriptedTokenEndpoint,
   type Step
-} from "../../../../test/support/ScriptedTokenEndpoint.js"
+} from "@renew/scripted-endpoint-fixture"
 
 /** Values that must never show up in a message, a log line, a span or a serialised error. */
 export const CANARY = {

@@ -3,12 +3,12 @@
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Refresher, TokenEndpoint, TokenStore } from "@renew/core"
-import { Effect, Layer, Redacted } from "effect"
 import {
   type ScriptedTokenEndpoint,
   type ScriptedTokenEndpointOptions,
   startScriptedTokenEndpoint
-} from "../../../../test/support/ScriptedTokenEndpoint.js"
+} from "@renew/scripted-endpoint-fixture"
+import { Effect, Layer, Redacted } from "effect"
 
 export const CLIENT_ID = "renew-test-client"
 export const CLIENT_SECRET = "CANARY-client-secret-7f3a9c2e"

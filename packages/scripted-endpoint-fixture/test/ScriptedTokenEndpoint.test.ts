@@ -4,7 +4,7 @@ import {
   startScriptedTokenEndpoint,
   type ScriptedTokenEndpoint,
   type ScriptedTokenEndpointOptions
-} from "./ScriptedTokenEndpoint.js"
+} from "@renew/scripted-endpoint-fixture"
 
 const open: Array<ScriptedTokenEndpoint> = []
 afterEach(async () => {

@@ -1,0 +1,12 @@
+/**
+ * The memory store (in @renew/core) against the conformance suite. It runs here, in the suite's own package, rather
+ * than in core's tests: core cannot depend on store-testkit, which depends on core.
+ */
+import { TokenStore } from "@renew/core"
+import { TokenStoreSuite } from "@renew/store-testkit"
+import { Effect } from "effect"
+
+// Every open() reaches the same map, as clients of one backend do.
+const shared = Effect.runSync(TokenStore.makeMemory)
+
+TokenStoreSuite.suite("memory", { open: Effect.succeed(shared), durability: "memory", lease: undefined })
