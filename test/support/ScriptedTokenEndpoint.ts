@@ -83,7 +83,7 @@ export interface IssuedTokens {
 export interface ScriptedTokenEndpoint {
   /** http://127.0.0.1:<port>/token */
   readonly url: string
-  /** http://127.0.0.1:<port>/introspect (RFC 7662: `active` from the token table; same client authentication). */
+  /** http://127.0.0.1:<port>/introspect (RFC 7662: `active` from the token table; same client authentication; after `latencyMs`). */
   readonly introspectionUrl: string
   readonly port: number
   /**

@@ -58,7 +58,14 @@ const timedOutAttempt = (endpoint: ScriptedTokenEndpoint, store: Layer.Layer<Tok
     assert.isAtMost(endpoint.presentations(rt1), 2, "only the single DU-4 recovery may present it again")
     seen.assertNoSecrets(endpoint)
     return later
-  }).pipe(Effect.provide(engine(endpoint, { endpoint: { timeout: "200 millis" }, store })))
+  }).pipe(
+    Effect.provide(engine(endpoint, {
+      endpoint: { timeout: "200 millis" },
+      // The Timeout is replayed for staleRetryInterval (no valid token to serve): keep that shorter than our wait.
+      refresher: { staleRetryInterval: "500 millis" },
+      store
+    }))
+  )
 }
 
 /** A rotation_lost error says what happened: a timeout or reset, not a crash. */
