@@ -83,7 +83,10 @@ export interface IssuedTokens {
 export interface ScriptedTokenEndpoint {
   /** http://127.0.0.1:<port>/token */
   readonly url: string
-  /** http://127.0.0.1:<port>/introspect (RFC 7662: `active` from the token table; same client authentication; after `latencyMs`). */
+  /**
+   * http://127.0.0.1:<port>/introspect (RFC 7662: `active` from the token table; same client authentication; answered
+   * after `latencyMs`).
+   */
   readonly introspectionUrl: string
   readonly port: number
   /**
@@ -330,7 +333,8 @@ export const startScriptedTokenEndpoint = async (
     const presented = params.get("token")
     if (presented === null) return oauthError(res, 400, "invalid_request", "missing token")
     const record = tokens.get(presented)
-    sendJson(res, 200, record !== undefined && record.status === "active" ? { active: true, token_type: "refresh_token" } : { active: false })
+    const active = record !== undefined && record.status === "active"
+    sendJson(res, 200, active ? { active: true, token_type: "refresh_token" } : { active: false })
   }
 
   const applyStep = (step: Step, req: IncomingMessage, form: Record<string, string>, res: ServerResponse) => {

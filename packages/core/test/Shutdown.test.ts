@@ -93,7 +93,11 @@ describe("shutdown", () => {
     assert.strictEqual(endpoint.presentations(rt1), 1)
 
     // The disposed manager answers nothing, with a tagged error.
-    const after = await withDeadline(first.getAccessToken(KEY).then(() => undefined, (error: unknown) => error), 5000, "a call after dispose()")
+    const after = await withDeadline(
+      first.getAccessToken(KEY).then(() => undefined, (error: unknown) => error),
+      5000,
+      "a call after dispose()"
+    )
     seen.add(after)
     assert.isTrue(isEngineClosed(after), `a call after dispose(): ${String((after as { _tag?: unknown })?._tag ?? after)}`)
     seen.assertNoSecrets(endpoint)
