@@ -67,10 +67,11 @@ export const InvalidGrantReason = Schema.Literal("expired", "revoked", "unknown"
  * @since 0.2.0
  * @category models
  */
-export const LostRotationCause = Schema.Literal("crash", "timeout", "connection_reset", "unreadable_answer")
+export const LostRotationCause = Schema.Literal("unrecorded", "timeout", "connection_reset", "unreadable_answer")
 
 const lostRotationWhy: Record<typeof LostRotationCause.Type, string> = {
-  crash: "a process stopped after sending the refresh and before storing its answer",
+  unrecorded:
+    "an earlier refresh has no recorded outcome: a process stopped after sending it, or its answer was lost to a timeout or a broken connection",
   timeout: "an earlier refresh timed out after it was sent, and the server had rotated the token",
   connection_reset: "the connection broke after an earlier refresh was sent, and the server had rotated the token",
   unreadable_answer: "an earlier refresh got an answer that could not be read, and the server had rotated the token"
@@ -102,7 +103,7 @@ export class InvalidGrant extends Schema.TaggedError<InvalidGrant>("@renew/core/
       : this.reason === "revoked"
       ? "the refresh token was revoked or is no longer known to the server"
       : this.reason === "rotation_lost"
-      ? `a rotated refresh token was lost (${lostRotationWhy[this.lostAfter ?? "crash"]})`
+      ? `a rotated refresh token was lost (${lostRotationWhy[this.lostAfter ?? "unrecorded"]})`
       : "the refresh token is expired, revoked, already used after a rotation, or issued to another client"
     return render(
       `The authorization server rejected the refresh token: ${why}`,

@@ -54,8 +54,8 @@ const rows: ReadonlyArray<readonly [name: string, facts: FailureFacts, expected:
     attemptsSent: 2,
     unknownOutcome: "timeout"
   }), { markReauth: "rotation_lost", reason: "rotation_lost", intent: "clear" }],
-  ["invalid_grant while recovering a crashed refresh (DU-4): rotation lost (crash)", facts(invalidGrant, {
-    recovering: "crash"
+  ["invalid_grant while recovering a crashed refresh (DU-4): rotation lost (outcome unrecorded)", facts(invalidGrant, {
+    recovering: "unrecorded"
   }), { markReauth: "rotation_lost", reason: "rotation_lost" }],
   ["invalid_grant known before sending (recovery, introspection inactive): rotation lost", facts(invalidGrant, {
     attemptsSent: 0,
@@ -130,14 +130,14 @@ describe("failure policy", () => {
   it("a lost rotation's message says what left it without an outcome", () => {
     const decision = decide(facts(invalidGrant, { unknownOutcome: "timeout" }), settings)
     assert.match(decision.error.message, /timed out after it was sent/)
-    assert.match(decide(facts(invalidGrant, { recovering: "crash" }), settings).error.message, /process stopped/)
+    assert.match(decide(facts(invalidGrant, { recovering: "unrecorded" }), settings).error.message, /no recorded outcome/)
   })
 
   it("asks for a verdict only on a fresh invalid_grant from the server", () => {
     assert.isTrue(needsVerdict(facts(invalidGrant)))
     assert.isFalse(needsVerdict(facts(invalidGrant, { attemptsSent: 0 })))
     assert.isFalse(needsVerdict(facts(invalidGrant, { unknownOutcome: "connection_reset" })))
-    assert.isFalse(needsVerdict(facts(invalidGrant, { recovering: "crash" })))
+    assert.isFalse(needsVerdict(facts(invalidGrant, { recovering: "unrecorded" })))
     assert.isFalse(needsVerdict(facts(new Errors.InvalidGrant({ reason: "expired" }))))
     assert.isFalse(needsVerdict(facts(serverError)))
   })

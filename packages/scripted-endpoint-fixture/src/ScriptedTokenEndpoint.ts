@@ -3,7 +3,8 @@
  *
  * Each request pops one queued `Step` (a canned answer, a normal token issue, a connection reset or a hang);
  * when the queue is empty a tiny but honest refresh-token endpoint answers (RFC 6749 §6 with rotation and
- * reuse detection). Plain `node:http` so it has no dependency on the code under test.
+ * reuse detection). `/introspect` answers RFC 7662 from the same token table and never pops a step.
+ * Plain `node:http` so it has no dependency on the code under test.
  */
 import { randomBytes } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
@@ -60,13 +61,38 @@ export interface ScriptedTokenEndpointOptions {
    */
   readonly clientId?: string
   readonly clientSecret?: string
+  /**
+   * Default 0. For this long after a refresh token was consumed by a rotation, presenting it again is accepted (a new
+   * pair is issued) instead of revoking the chain: the "reuse interval" some servers offer (Okta, Auth0).
+   */
+  readonly reuseGraceMs?: number
+}
+
+/** One token response the built-in issuer produced (default handler or "issue" step), answered or not. */
+export interface IssuedTokens {
+  readonly accessToken: string
+  readonly refreshToken: string | undefined
+  /** The refresh token that was presented, if any. */
+  readonly presented: string | undefined
+  /** The `expires_in` sent, if any. */
+  readonly expiresIn: number | undefined
+  /** Date.now() when the response was built (before any socket write). */
+  readonly issuedAt: number
 }
 
 export interface ScriptedTokenEndpoint {
   /** http://127.0.0.1:<port>/token */
   readonly url: string
+  /**
+   * http://127.0.0.1:<port>/introspect (RFC 7662: `active` from the token table; same client authentication; answered
+   * after `latencyMs`).
+   */
+  readonly introspectionUrl: string
   readonly port: number
-  /** Snapshot of every request that reached the server, in order (recorded before its step is applied). */
+  /**
+   * Snapshot of every request that reached the server, in order (recorded before its step is applied), introspection
+   * requests included.
+   */
   readonly requests: ReadonlyArray<RecordedRequest>
   /** Count of grant_type=refresh_token requests, scripted or not. */
   readonly refreshRequests: number
@@ -79,6 +105,12 @@ export interface ScriptedTokenEndpoint {
   /** Is it a live refresh token for the built-in issuer. */
   isActive(refreshToken: string): boolean
   lastIssued(): { accessToken: string; refreshToken: string | undefined } | undefined
+  /** Every token response the issuer built, in order (including ones whose client had gone). */
+  readonly issuedTokens: ReadonlyArray<IssuedTokens>
+  /** Every refresh token the issuer ever minted (seeded or issued), to look for leaks. */
+  readonly knownRefreshTokens: ReadonlyArray<string>
+  /** How many grant_type=refresh_token requests presented `refreshToken`. */
+  presentations(refreshToken: string): number
   setLatency(ms: number): void
   /** Resolves once at least `count` requests have been recorded (rejects after timeoutMs, default 5000). */
   waitForRequests(count: number, timeoutMs?: number): Promise<void>
@@ -86,7 +118,12 @@ export interface ScriptedTokenEndpoint {
   close(): Promise<void>
 }
 
-type TokenRecord = { status: "active" | "consumed" | "revoked"; successor: string | undefined }
+type TokenRecord = {
+  status: "active" | "consumed" | "revoked"
+  successor: string | undefined
+  /** Date.now() when a rotation consumed it. */
+  consumedAt?: number
+}
 
 const JSON_HEADERS = {
   "content-type": "application/json",
@@ -116,6 +153,8 @@ export const startScriptedTokenEndpoint = async (
   const ttl = options.accessTokenTtlSeconds ?? 3600
   const authRequired = options.clientId !== undefined || options.clientSecret !== undefined
   let latencyMs = options.latencyMs ?? 0
+  const reuseGraceMs = options.reuseGraceMs ?? 0
+  const issuedLog: Array<IssuedTokens> = []
 
   const queue: Array<Step> = []
   const requests: Array<RecordedRequest> = []
@@ -171,12 +210,20 @@ export const startScriptedTokenEndpoint = async (
         if (record !== undefined && record.status === "active") {
           record.status = "consumed"
           record.successor = refreshToken
+          record.consumedAt = Date.now()
         }
       } else {
         refreshToken = presented ?? mint()
       }
     }
     issued = { accessToken, refreshToken }
+    issuedLog.push({
+      accessToken,
+      refreshToken,
+      presented,
+      expiresIn: expiresIn === null ? undefined : expiresIn,
+      issuedAt: Date.now()
+    })
     return {
       access_token: accessToken,
       token_type: "Bearer",
@@ -269,11 +316,25 @@ export const startScriptedTokenEndpoint = async (
       return oauthError(res, 400, "invalid_request", "missing refresh_token")
     }
     const record = tokens.get(presented)
-    if (record === undefined || record.status !== "active") {
+    const inGrace = record !== undefined && record.status === "consumed" && record.consumedAt !== undefined &&
+      Date.now() - record.consumedAt < reuseGraceMs
+    if (!inGrace && (record === undefined || record.status !== "active")) {
       if (record !== undefined && record.status === "consumed" && rotation) revokeChain(presented)
       return oauthError(res, 400, "invalid_grant", "grant request is invalid")
     }
     sendJson(res, 200, issue(presented, params.get("scope") ?? "read write", ttl, false, {}))
+  }
+
+  // RFC 7662: `active` as the token table says; unknown tokens are inactive. Authenticated like the token endpoint.
+  const introspectionAnswer = (req: IncomingMessage, rawBody: string, res: ServerResponse) => {
+    if (req.method !== "POST") return oauthError(res, 405, "invalid_request", "use POST", { allow: "POST" })
+    const params = new URLSearchParams(rawBody)
+    if (authRequired && !checkClient(req, params, res)) return
+    const presented = params.get("token")
+    if (presented === null) return oauthError(res, 400, "invalid_request", "missing token")
+    const record = tokens.get(presented)
+    const active = record !== undefined && record.status === "active"
+    sendJson(res, 200, active ? { active: true, token_type: "refresh_token" } : { active: false })
   }
 
   const applyStep = (step: Step, req: IncomingMessage, form: Record<string, string>, res: ServerResponse) => {
@@ -324,6 +385,9 @@ export const startScriptedTokenEndpoint = async (
         receivedAt: Date.now()
       })
       for (const wake of [...waiters]) wake()
+      if (new URL(req.url ?? "/", "http://127.0.0.1").pathname === "/introspect") {
+        return later(latencyMs, () => introspectionAnswer(req, rawBody, res))
+      }
       const step = queue.shift()
       if (step !== undefined) applyStep(step, req, form, res)
       else later(latencyMs, () => defaultAnswer(req, rawBody, res))
@@ -376,6 +440,7 @@ export const startScriptedTokenEndpoint = async (
 
   return {
     url: `http://127.0.0.1:${port}/token`,
+    introspectionUrl: `http://127.0.0.1:${port}/introspect`,
     port,
     get requests() {
       return requests.slice()
@@ -392,6 +457,14 @@ export const startScriptedTokenEndpoint = async (
     mintRefreshToken: mint,
     isActive: (refreshToken) => tokens.get(refreshToken)?.status === "active",
     lastIssued: () => (issued === undefined ? undefined : { ...issued }),
+    get issuedTokens() {
+      return issuedLog.slice()
+    },
+    get knownRefreshTokens() {
+      return [...tokens.keys()]
+    },
+    presentations: (refreshToken) =>
+      requests.filter((r) => r.form.grant_type === "refresh_token" && r.form.refresh_token === refreshToken).length,
     setLatency: (ms) => {
       latencyMs = ms
     },

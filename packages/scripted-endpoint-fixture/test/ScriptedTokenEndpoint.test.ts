@@ -115,6 +115,42 @@ describe("ScriptedTokenEndpoint", () => {
     expect(((await afterReplay.json()) as { error: string }).error).toBe("invalid_grant")
   })
 
+  it("with a reuse grace period a consumed token is accepted again, and counts as presented twice", async () => {
+    const ep = await start({ reuseGraceMs: 30_000 })
+    const rt0 = ep.mintRefreshToken()
+    const first = (await (await refresh(ep, rt0)).json()) as { access_token: string; refresh_token: string }
+    const again = await refresh(ep, rt0)
+    expect(again.status).toBe(200)
+    const second = (await again.json()) as { refresh_token: string }
+    expect(second.refresh_token).not.toBe(first.refresh_token)
+    expect(ep.isActive(first.refresh_token)).toBe(true)
+    expect(ep.isActive(second.refresh_token)).toBe(true)
+    expect(ep.presentations(rt0)).toBe(2)
+    expect(ep.issuedTokens.map((t) => [t.presented, t.refreshToken])).toEqual([
+      [rt0, first.refresh_token],
+      [rt0, second.refresh_token]
+    ])
+    expect(ep.issuedTokens[0]!.accessToken).toBe(first.access_token)
+    expect(ep.issuedTokens[0]!.expiresIn).toBe(3600)
+    expect(ep.knownRefreshTokens).toEqual(expect.arrayContaining([rt0, first.refresh_token, second.refresh_token]))
+  })
+
+  it("introspection answers from the token table, checks the client and never consumes a scripted step", async () => {
+    const ep = await start({ clientId: "c", clientSecret: "s" })
+    expect(ep.introspectionUrl).toBe(`http://127.0.0.1:${ep.port}/introspect`)
+    const rt0 = ep.mintRefreshToken()
+    ep.script({ kind: "respond", status: 503 })
+    const auth = { authorization: basic("c", "s") }
+    const live = await post(ep.introspectionUrl, { token: rt0 }, auth)
+    expect(live.status).toBe(200)
+    expect(await live.json()).toEqual({ active: true, token_type: "refresh_token" })
+    expect(await (await post(ep.introspectionUrl, { token: "rt_unknown" }, auth)).json()).toEqual({ active: false })
+    expect((await post(ep.introspectionUrl, { token: rt0 }, { authorization: basic("c", "wrong") })).status).toBe(401)
+    expect(ep.pendingSteps).toBe(1)
+    expect(ep.refreshRequests).toBe(0)
+    expect(ep.requests.map((r) => r.path)).toEqual(["/introspect", "/introspect", "/introspect"])
+  })
+
   it("with rotation off the same refresh token is echoed and stays live", async () => {
     const ep = await start({ rotation: false, accessTokenTtlSeconds: 60 })
     const rt = ep.mintRefreshToken()

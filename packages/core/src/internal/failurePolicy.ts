@@ -148,9 +148,10 @@ export const decide = (facts: FailureFacts, settings: PolicySettings): FailureDe
         }
       }
       if (!sent) return base
+      // The server's own Retry-After says when to ask again; without one, the retry interval does.
       return {
         ...base,
-        replayUntil: Math.max(now + settings.staleRetryMillis, pausedUntil ?? 0),
+        replayUntil: pausedUntil ?? now + settings.staleRetryMillis,
         replayBindsForced: pausedUntil !== undefined
       }
     }

@@ -159,7 +159,7 @@ const refreshLocked = (context: FlightContext, locked: Locked): Effect.Effect<Gr
     // An earlier refresh without a recorded outcome: the server may have rotated this token (DU-4). A durable store
     // says so with its intent; a memory store's process remembers it.
     const earlier = current.refreshStartedAt !== undefined
-      ? context.unknownOutcomes.get(key) ?? "crash"
+      ? context.unknownOutcomes.get(key) ?? "unrecorded"
       : context.store.durability === "memory"
       ? context.unknownOutcomes.get(key)
       : undefined
