@@ -28,6 +28,17 @@ import * as Errors from "./RefreshError.js"
 import * as Telemetry from "./Telemetry.js"
 import { toEpochMillis, type TokenResponse } from "./Token.js"
 
+const SENSITIVE_HEADERS = ["location", "www-authenticate", "proxy-authenticate", "proxy-authorization"]
+
+/**
+ * `NodeHttpClient.UndiciRequestOptions` of @effect/platform-node (the same key, so the same service): core does not
+ * depend on platform-node.
+ */
+const UndiciRequestOptions = Context.GenericTag<
+  "@effect/platform-node/NodeHttpClient/undiciOptions",
+  Readonly<Record<string, unknown>>
+>("@effect/platform-node/NodeHttpClient/undiciOptions")
+
 /**
  * The token and introspection endpoints never follow a redirect: a 3xx is an `InvalidRequest` naming the `Location`
  * host. Following one would resend the refresh token and the client credentials (307/308), or accept tokens from
@@ -56,17 +67,6 @@ const withoutRedirects = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effec
       )
     }
   )
-
-const SENSITIVE_HEADERS = ["location", "www-authenticate", "proxy-authenticate", "proxy-authorization"]
-
-/**
- * `NodeHttpClient.UndiciRequestOptions` of @effect/platform-node (the same key, so the same service): core does not
- * depend on platform-node.
- */
-const UndiciRequestOptions = Context.GenericTag<
-  "@effect/platform-node/NodeHttpClient/undiciOptions",
-  Readonly<Record<string, unknown>>
->("@effect/platform-node/NodeHttpClient/undiciOptions")
 
 /**
  * Reads at most `MAX_BODY_BYTES` (64 KiB) of an answer, then stops reading (the rest is never buffered) and says the
@@ -110,7 +110,11 @@ export type AuthMethod = "client_secret_basic" | "client_secret_post" | "none"
  * @category models
  */
 export interface TokenEndpointOptions {
-  /** The token endpoint. Must be https, except on a loopback host (127.0.0.0/8, ::1, localhost). */
+  /**
+   * The token endpoint. Must be https, except on a loopback host (127.0.0.0/8, ::1, localhost). It must answer
+   * directly: a redirect is never followed (it would resend the refresh token and the client credentials), it is an
+   * `InvalidRequest` naming the host the `Location` points to. At most 64 KiB of any answer is read.
+   */
   readonly url: string
   readonly clientId: string
   readonly clientSecret?: Redacted.Redacted<string> | undefined

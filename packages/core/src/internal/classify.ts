@@ -61,8 +61,9 @@ interface OAuthFields {
 type Classified = Errors.RefreshError
 
 /**
- * The wordings servers use for "this client may not use the refresh_token grant" under another error code (or a
- * missing one). Each is sourced:
+ * The wordings servers use for "this client may not use the refresh_token grant". Under `unauthorized_client` the
+ * code says it already; under `invalid_request` (oidc-provider's choice) only the description does, so it is matched
+ * there. Each wording is sourced:
  * - oidc-provider 9.13 (lib/actions/token.js): `invalid_request` "requested grant type is not allowed for this client"
  * - Ory fosite / Hydra: "The OAuth 2.0 Client is not allowed to use authorization grant 'refresh_token'." (and, in a
  *   fork, the same under `invalid_request`: "... the refresh token was issued to is not allowed to use authorization
