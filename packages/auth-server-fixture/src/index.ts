@@ -48,8 +48,12 @@ export interface AuthServer {
   readonly introspectionEndpoint: string
   readonly revocationEndpoint: string
   readonly userinfoEndpoint: string
-  /** a fresh snapshot on every read: after `setClientSecret`, older snapshots keep the old secret */
-  readonly clients: { readonly basic: FixtureClient; readonly post: FixtureClient }
+  /**
+   * a fresh snapshot on every read: after `setClientSecret`, older snapshots keep the old secret. `noRefresh` is a
+   * client_secret_basic client registered without the refresh_token grant (authorization_code only): its refresh
+   * requests get oidc-provider's `invalid_request` "requested grant type is not allowed for this client".
+   */
+  readonly clients: { readonly basic: FixtureClient; readonly post: FixtureClient; readonly noRefresh: FixtureClient }
   /** "openid", "offline_access", "api:read", "api:write" */
   readonly scopes: ReadonlyArray<string>
   /**
@@ -77,6 +81,7 @@ const DEFAULT_SCOPE = "openid offline_access api:read api:write"
 const ACCOUNT_ID = "fixture-user"
 const BASIC_CLIENT_ID = "client-basic"
 const POST_CLIENT_ID = "client-post"
+const NO_REFRESH_CLIENT_ID = "client-no-refresh"
 const ROUTES = {
   authorization: "/auth",
   token: "/token",
@@ -254,12 +259,17 @@ export const startAuthServer = async (options: AuthServerOptions = {}): Promise<
   const issuer = `http://127.0.0.1:${address.port}`
   const redirectUri = `${issuer}${ROUTES.callback}`
 
-  const secrets = { basic: randomSecret(), post: randomSecret() }
-  const clientMetadata = (clientId: string, secret: string, authMethod: FixtureClient["authMethod"]) => ({
+  const secrets = { basic: randomSecret(), post: randomSecret(), noRefresh: randomSecret() }
+  const clientMetadata = (
+    clientId: string,
+    secret: string,
+    authMethod: FixtureClient["authMethod"],
+    grantTypes: ReadonlyArray<string> = ["authorization_code", "refresh_token"]
+  ) => ({
     client_id: clientId,
     client_secret: secret,
     token_endpoint_auth_method: authMethod,
-    grant_types: ["authorization_code", "refresh_token"],
+    grant_types: [...grantTypes],
     response_types: ["code"],
     redirect_uris: [redirectUri]
   })
@@ -270,7 +280,8 @@ export const startAuthServer = async (options: AuthServerOptions = {}): Promise<
     jwks: { keys: [jwk] },
     clients: [
       clientMetadata(BASIC_CLIENT_ID, secrets.basic, "client_secret_basic"),
-      clientMetadata(POST_CLIENT_ID, secrets.post, "client_secret_post")
+      clientMetadata(POST_CLIENT_ID, secrets.post, "client_secret_post"),
+      clientMetadata(NO_REFRESH_CLIENT_ID, secrets.noRefresh, "client_secret_basic", ["authorization_code"])
     ],
     scopes: [...SCOPES],
     clockTolerance,
@@ -393,10 +404,12 @@ export const startAuthServer = async (options: AuthServerOptions = {}): Promise<
     void handle(req, res)
   })
 
-  const snapshot = (which: "basic" | "post"): FixtureClient =>
+  const snapshot = (which: "basic" | "post" | "noRefresh"): FixtureClient =>
     which === "basic"
       ? { clientId: BASIC_CLIENT_ID, clientSecret: secrets.basic, authMethod: "client_secret_basic" }
-      : { clientId: POST_CLIENT_ID, clientSecret: secrets.post, authMethod: "client_secret_post" }
+      : which === "post"
+      ? { clientId: POST_CLIENT_ID, clientSecret: secrets.post, authMethod: "client_secret_post" }
+      : { clientId: NO_REFRESH_CLIENT_ID, clientSecret: secrets.noRefresh, authMethod: "client_secret_basic" }
 
   const tokenEndpoint = `${issuer}${ROUTES.token}`
   const introspectionEndpoint = `${issuer}${ROUTES.introspection}`
@@ -497,7 +510,7 @@ export const startAuthServer = async (options: AuthServerOptions = {}): Promise<
     revocationEndpoint,
     userinfoEndpoint: `${issuer}${ROUTES.userinfo}`,
     get clients() {
-      return { basic: snapshot("basic"), post: snapshot("post") }
+      return { basic: snapshot("basic"), post: snapshot("post"), noRefresh: snapshot("noRefresh") }
     },
     scopes: SCOPES,
     obtainGrant,

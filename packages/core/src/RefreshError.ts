@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import * as Predicate from "effect/Predicate"
+import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 
 /**
@@ -199,7 +200,12 @@ export class InvalidScope extends Schema.TaggedError<InvalidScope>("@renew/core/
  * @category errors
  */
 export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("@renew/core/InvalidRequest")("InvalidRequest", {
-  ...ServerAnswer
+  ...ServerAnswer,
+  /**
+   * When the endpoint answered with a redirect (3xx): the host (and port) its `Location` names, nothing more. Renew
+   * never follows a redirect from the token or introspection endpoint.
+   */
+  redirectTo: Schema.optional(Schema.String)
 }) {
   /** @since 0.1.0 */
   readonly [TypeId]: TypeId = TypeId
@@ -209,6 +215,10 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("@renew/c
   }
   /** @since 0.1.0 */
   override get message(): string {
+    if (this.status !== undefined && this.status >= 300 && this.status < 400) {
+      const where = this.redirectTo !== undefined ? ` to ${this.redirectTo}` : " without a usable Location"
+      return `The endpoint answered with a redirect (HTTP ${this.status})${where}, which Renew never follows: following it would send the refresh token and the client credentials to another URL. This is a configuration or server problem: set the endpoint URL to the final one (check the scheme, host and path, e.g. http vs https or a missing path segment), or remove the proxy or login page that redirects.`
+    }
     return render(
       "The authorization server rejected the refresh request as invalid",
       this,
@@ -366,6 +376,32 @@ export class MalformedResponse
     bodyExcerpt: Schema.optional(Schema.String)
   })
 {
+  /**
+   * A new refresh token that the same 2xx answer carried although the rest of it was unusable (no access token, an
+   * unexpected `token_type`, ...). The server may already have rotated: this is the only copy of the grant's next
+   * refresh token, so the engine stores it.
+   *
+   * Not a schema field: it is never encoded, and as a non-enumerable `Redacted` it never shows in `JSON.stringify`,
+   * `util.inspect` or the message.
+   *
+   * @since 0.1.0
+   */
+  declare readonly rotatedRefreshToken: Redacted.Redacted<string> | undefined
+
+  constructor(
+    props: {
+      readonly status: number
+      readonly detail: string
+      readonly bodyExcerpt?: string | undefined
+      readonly rotatedRefreshToken?: Redacted.Redacted<string> | undefined
+    },
+    options?: Schema.MakeOptions
+  ) {
+    const { rotatedRefreshToken, ...fields } = props
+    super(fields, options)
+    Object.defineProperty(this, "rotatedRefreshToken", { value: rotatedRefreshToken, enumerable: false })
+  }
+
   /** @since 0.1.0 */
   readonly [TypeId]: TypeId = TypeId
   /** @since 0.1.0 */
@@ -375,7 +411,10 @@ export class MalformedResponse
   /** @since 0.1.0 */
   override get message(): string {
     const excerpt = this.bodyExcerpt !== undefined ? ` Body (secrets elided): ${JSON.stringify(this.bodyExcerpt)}.` : ""
-    return `The token endpoint answered HTTP ${this.status} but not with a valid token response: ${this.detail}.${excerpt} This is a server or proxy problem; the stored grant was not changed.`
+    const kept = this.rotatedRefreshToken !== undefined
+      ? " It did carry a new refresh token (not shown), which is kept so the grant survives."
+      : " The stored grant was not changed."
+    return `The token endpoint answered HTTP ${this.status} but not with a valid token response: ${this.detail}.${excerpt} This is a server or proxy problem.${kept}`
   }
 }
 

@@ -19,6 +19,44 @@ import { ConfigurationError } from "./RefreshError.js"
 export const Secret = Schema.Redacted(Schema.NonEmptyString)
 
 /**
+ * The longest lifetime Renew counts for a token: 10 years, in seconds. A longer `expires_in`, `refresh_expires_in` or
+ * `expiresIn` (a server sending `1e16`) is clamped to it.
+ *
+ * @since 0.1.0
+ * @category time
+ */
+export const maxLifetimeSeconds = 10 * 365 * 24 * 60 * 60
+
+/**
+ * The latest time a grant can hold, 9999-12-31T23:59:59.999Z, in epoch millis.
+ *
+ * @since 0.1.0
+ * @category time
+ */
+export const maxEpochMillis = 253_402_300_799_999
+
+/**
+ * A time in a grant: a whole number of epoch milliseconds in [0, `maxEpochMillis`]. Every store holds it exactly
+ * (a PostgreSQL BIGINT, a SQLite INTEGER, a Redis string), as do a JavaScript safe integer and a `Date`.
+ *
+ * @since 0.1.0
+ * @category time
+ */
+export const EpochMillis = Schema.Int.pipe(Schema.between(0, maxEpochMillis))
+
+/**
+ * Normalises a time to `EpochMillis`: rounded down to a whole millisecond (never later than the server said), and
+ * clamped to [0, `maxEpochMillis`]. `NaN` stays `NaN`, for the schema to refuse: it is a bug, not a time.
+ *
+ * @since 0.1.0
+ * @category time
+ */
+export const toEpochMillis = (millis: number): number => Math.min(maxEpochMillis, Math.max(0, Math.floor(millis)))
+
+/** A lifetime in seconds clamped to [0, `maxLifetimeSeconds`]. */
+const clampLifetime = (seconds: number): number => Math.min(maxLifetimeSeconds, Math.max(0, seconds))
+
+/**
  * A non-negative lifetime in seconds. Some servers send it as a numeric string; both are accepted.
  *
  * @since 0.1.0
@@ -42,7 +80,13 @@ export class TokenResponse extends Schema.Class<TokenResponse>("@renew/core/Toke
   refresh_token: Schema.optional(Secret),
   /** Not in RFC 6749, but sent by Keycloak and others: the refresh token's lifetime in seconds. */
   refresh_expires_in: Schema.optional(ExpiresIn),
-  scope: Schema.optional(Schema.String)
+  scope: Schema.optional(Schema.String),
+  /**
+   * Set by the token endpoint, never read from the wire: the optional members of the answer that were present but
+   * unusable and so treated as absent (`expires_in`, `refresh_expires_in`, `refresh_token`, `scope`), by name only
+   * (never a value). `null` counts as absent and is not listed.
+   */
+  ignored: Schema.optional(Schema.Array(Schema.String))
 }) {}
 
 /**
@@ -59,37 +103,59 @@ export const ReauthReason = Schema.Literal("invalid_grant", "expired", "revoked"
  */
 export type ReauthReason = typeof ReauthReason.Type
 
-/**
- * A stored grant: what the engine needs to hand out an access token and to refresh it.
- *
- * `version` is owned by the store: every successful write bumps it, and writes are compare-and-set on it, so a stale
- * writer can never overwrite a newer refresh token.
- *
- * @since 0.1.0
- * @category models
- */
-export class Grant extends Schema.Class<Grant>("@renew/core/Grant")({
+const grantFields = {
   /** Absent for a grant seeded with a refresh token only: it is due at once. */
   accessToken: Schema.optional(Secret),
   refreshToken: Schema.optional(Secret),
   tokenType: Schema.String,
   /** When the access token was obtained (epoch millis, read from `Clock`). */
-  issuedAt: Schema.Number,
+  issuedAt: EpochMillis,
   /** When the access token stops being valid (epoch millis). */
-  expiresAt: Schema.Number,
+  expiresAt: EpochMillis,
   scope: Schema.optional(Schema.String),
   /** When the refresh token stops being valid (epoch millis), when known (server field or introspection). */
-  refreshTokenExpiresAt: Schema.optional(Schema.Number),
+  refreshTokenExpiresAt: Schema.optional(EpochMillis),
   version: Schema.Int.pipe(Schema.nonNegative()),
   /**
    * Set (epoch millis) while a refresh is in flight on a durable store, cleared when its outcome is written. Found
    * set by the next lock holder, it means a process died mid-refresh: the server may have rotated the refresh token
    * without anyone storing the new one.
    */
-  refreshStartedAt: Schema.optional(Schema.Number),
+  refreshStartedAt: Schema.optional(EpochMillis),
   /** Set when the grant is dead and only a new authorization can revive it. */
   reauthRequired: Schema.optional(ReauthReason)
-}) {}
+}
+
+type GrantFields = Schema.Struct.Constructor<typeof grantFields>
+
+const normalizeTimes = (fields: GrantFields): GrantFields => ({
+  ...fields,
+  issuedAt: toEpochMillis(fields.issuedAt),
+  expiresAt: toEpochMillis(fields.expiresAt),
+  ...(fields.refreshTokenExpiresAt !== undefined
+    ? { refreshTokenExpiresAt: toEpochMillis(fields.refreshTokenExpiresAt) }
+    : {}),
+  ...(fields.refreshStartedAt !== undefined ? { refreshStartedAt: toEpochMillis(fields.refreshStartedAt) } : {})
+})
+
+/**
+ * A stored grant: what the engine needs to hand out an access token and to refresh it.
+ *
+ * `version` is owned by the store: every successful write bumps it, and writes are compare-and-set on it, so a stale
+ * writer can never overwrite a newer refresh token.
+ *
+ * Every time in a grant is an `EpochMillis`: the constructor rounds each one down to a whole millisecond and clamps
+ * it to [0, `maxEpochMillis`], so whatever a server sent (`"expires_in": 3599.1234567`, `1e16`) and whichever path
+ * built the grant, every store can hold it. A write that failed after the server rotated would lose the rotation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Grant extends Schema.Class<Grant>("@renew/core/Grant")(grantFields) {
+  constructor(fields: GrantFields, options?: Schema.MakeOptions) {
+    super(normalizeTimes(fields), options)
+  }
+}
 
 /**
  * What a caller hands to the engine to seed a grant (for example right after the authorization-code exchange).
@@ -110,12 +176,18 @@ export interface GrantInput {
 }
 
 /**
- * An `expires_in` in millis. It has one-second granularity (servers derive it from whole-second timestamps:
- * exp = floor(now) + ttl), so a token may expire up to a second sooner than `now + expires_in`: count a second less,
- * but never less than half.
+ * An `expires_in` in whole millis, clamped to `maxLifetimeSeconds`. It has one-second granularity (servers derive it
+ * from whole-second timestamps: exp = floor(now) + ttl), so a token may expire up to a second sooner than
+ * `now + expires_in`: count a second less, but never less than half.
  */
-const lifetimeOf = (expiresInSeconds: number): number =>
-  Math.max(expiresInSeconds * 1000 - 1000, expiresInSeconds * 500)
+const lifetimeOf = (expiresInSeconds: number): number => {
+  const seconds = clampLifetime(expiresInSeconds)
+  return Math.floor(Math.max(seconds * 1000 - 1000, seconds * 500))
+}
+
+/** The default lifetime in whole millis, clamped like a server's. */
+const defaultLifetimeOf = (lifetime: Duration.DurationInput): number =>
+  Math.floor(clampLifetime(Duration.toMillis(lifetime) / 1000) * 1000)
 
 /** A secret given as a string or Redacted; an empty one counts as absent. */
 const asSecret = (value: string | Redacted.Redacted<string> | undefined): Redacted.Redacted<string> | undefined => {
@@ -147,8 +219,9 @@ export const grantFromInput = (
       return Either.left(new ConfigurationError({ option: `grant.${option}`, detail: "must be a non-negative number" }))
     }
   }
+  // The Grant constructor makes every time a storable whole millisecond (see `EpochMillis`).
   const expiresAt = accessToken === undefined ? options.now : input.expiresAt ??
-    options.now + (input.expiresIn !== undefined ? lifetimeOf(input.expiresIn) : Duration.toMillis(options.defaultLifetime))
+    options.now + (input.expiresIn !== undefined ? lifetimeOf(input.expiresIn) : defaultLifetimeOf(options.defaultLifetime))
   return Either.right(new Grant({
     ...(accessToken !== undefined ? { accessToken } : {}),
     ...(refreshToken !== undefined ? { refreshToken } : {}),
@@ -168,6 +241,7 @@ export const grantFromInput = (
  * - A response without `expires_in` gets `defaultLifetime`.
  * - `now` should be when the request was sent, and one second is taken off `expires_in` (its granularity), so the
  *   computed expiry is never later than the server's.
+ * - Lifetimes are clamped to `maxLifetimeSeconds` and every time is a whole millisecond (see `EpochMillis`).
  *
  * The returned grant carries the previous `version`; the store bumps it on write.
  *
@@ -181,12 +255,12 @@ export const grantFromResponse = (
 ): Grant => {
   const lifetimeMillis = response.expires_in !== undefined
     ? lifetimeOf(response.expires_in)
-    : Duration.toMillis(options.defaultLifetime)
+    : defaultLifetimeOf(options.defaultLifetime)
   const refreshToken = response.refresh_token ?? previous.refreshToken
   const refreshTokenExpiresAt = response.refresh_token === undefined
     ? previous.refreshTokenExpiresAt
     : response.refresh_expires_in !== undefined && response.refresh_expires_in > 0
-    ? options.now + response.refresh_expires_in * 1000
+    ? options.now + Math.floor(clampLifetime(response.refresh_expires_in) * 1000)
     : undefined
   const scope = response.scope ?? previous.scope
   return new Grant({

@@ -5,8 +5,13 @@
  *
  * @since 0.1.0
  */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -16,10 +21,81 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { classifyAnswer, describeTransportFailure } from "./internal/classify.js"
+import * as Stream from "effect/Stream"
+import { classifyAnswer, describeTransportFailure, MAX_BODY_BYTES, redirectOf } from "./internal/classify.js"
+import { makeRedactor } from "./internal/redact.js"
 import * as Errors from "./RefreshError.js"
 import * as Telemetry from "./Telemetry.js"
-import type { TokenResponse } from "./Token.js"
+import { toEpochMillis, type TokenResponse } from "./Token.js"
+
+const SENSITIVE_HEADERS = ["location", "www-authenticate", "proxy-authenticate", "proxy-authorization"]
+
+/**
+ * `NodeHttpClient.UndiciRequestOptions` of @effect/platform-node (the same key, so the same service): core does not
+ * depend on platform-node.
+ */
+const UndiciRequestOptions = Context.GenericTag<
+  "@effect/platform-node/NodeHttpClient/undiciOptions",
+  Readonly<Record<string, unknown>>
+>("@effect/platform-node/NodeHttpClient/undiciOptions")
+
+/**
+ * The token and introspection endpoints never follow a redirect: a 3xx is an `InvalidRequest` naming the `Location`
+ * host. Following one would resend the refresh token and the client credentials (307/308), or accept tokens from
+ * another origin (301/302/303). HTTP clients follow redirects on their own, so each request is sent with following
+ * switched off for every client `@effect/platform` ships:
+ *
+ * - `FetchHttpClient`: through a fetch that sets `redirect: "manual"` and calls the `FetchHttpClient.Fetch` of the
+ *   calling context, or `globalThis.fetch` (a `Fetch` given only to the HttpClient layer is not used for these
+ *   requests; a `RequestInit` is, as before);
+ * - `NodeHttpClient.layerUndici`: with `maxRedirections: 0`, which turns off undici's redirect interceptor if the
+ *   dispatcher has one (merged over the `UndiciRequestOptions` of the calling context);
+ * - `NodeHttpClient.layer` (node:http) never follows redirects.
+ */
+const withoutRedirects = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(
+    Effect.all([Effect.serviceOption(FetchHttpClient.Fetch), Effect.serviceOption(UndiciRequestOptions)]),
+    ([fetch, undici]) => {
+      const base = Option.getOrElse(fetch, () => globalThis.fetch)
+      const manual: typeof globalThis.fetch = (input, init) => base(input, { ...init, redirect: "manual" })
+      return effect.pipe(
+        Effect.provideService(FetchHttpClient.Fetch, manual),
+        Effect.provideService(UndiciRequestOptions, { ...Option.getOrElse(undici, () => ({})), maxRedirections: 0 }),
+        // The HTTP client span records response headers: a Location or an authenticate challenge can quote a code
+        // or a secret back.
+        Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...SENSITIVE_HEADERS])
+      )
+    }
+  )
+
+/**
+ * Reads at most `MAX_BODY_BYTES` (64 KiB) of an answer, then stops reading (the rest is never buffered) and says the
+ * body was truncated.
+ */
+const readCapped = (
+  response: HttpClientResponse.HttpClientResponse
+): Effect.Effect<{ readonly body: string; readonly truncated: boolean }, HttpClientError.ResponseError> =>
+  Stream.runFoldWhile(
+    response.stream,
+    { chunks: Chunk.empty<Uint8Array>(), size: 0 },
+    ({ size }) => size <= MAX_BODY_BYTES,
+    ({ chunks, size }, chunk) => ({ chunks: Chunk.append(chunks, chunk), size: size + chunk.length })
+  ).pipe(
+    Effect.map(({ chunks }) => {
+      const bytes = new Uint8Array(MAX_BODY_BYTES + 1)
+      let size = 0
+      for (const chunk of chunks) {
+        const take = Math.min(chunk.length, bytes.length - size)
+        bytes.set(chunk.subarray(0, take), size)
+        size += take
+      }
+      const truncated = size > MAX_BODY_BYTES
+      return {
+        body: new TextDecoder().decode(bytes.subarray(0, Math.min(size, MAX_BODY_BYTES))),
+        truncated
+      }
+    })
+  )
 
 /**
  * How the client authenticates at the token endpoint (RFC 6749 §2.3.1; OpenID Connect Core §9).
@@ -34,7 +110,11 @@ export type AuthMethod = "client_secret_basic" | "client_secret_post" | "none"
  * @category models
  */
 export interface TokenEndpointOptions {
-  /** The token endpoint. Must be https, except on a loopback host (127.0.0.0/8, ::1, localhost). */
+  /**
+   * The token endpoint. Must be https, except on a loopback host (127.0.0.0/8, ::1, localhost). It must answer
+   * directly: a redirect is never followed (it would resend the refresh token and the client credentials), it is an
+   * `InvalidRequest` naming the host the `Location` points to. At most 64 KiB of any answer is read.
+   */
   readonly url: string
   readonly clientId: string
   readonly clientSecret?: Redacted.Redacted<string> | undefined
@@ -173,6 +253,25 @@ const basicCredentials = (clientId: string, secret: Redacted.Redacted<string>): 
   )
 
 /**
+ * RFC 7662: `active` must be a boolean; `exp` (seconds) is used when it is a non-negative finite number, as a whole
+ * millisecond within the range a grant can hold.
+ */
+const parseIntrospection = ({ body, truncated }: { readonly body: string; readonly truncated: boolean }) => {
+  if (truncated) return Option.none<Introspection>()
+  let json: unknown
+  try {
+    json = JSON.parse(body)
+  } catch {
+    return Option.none<Introspection>()
+  }
+  if (typeof json !== "object" || json === null) return Option.none<Introspection>()
+  const { active, exp } = json as { readonly active?: unknown; readonly exp?: unknown }
+  if (typeof active !== "boolean") return Option.none<Introspection>()
+  const expiresAt = typeof exp === "number" && Number.isFinite(exp) && exp >= 0 ? toEpochMillis(exp * 1000) : undefined
+  return Option.some<Introspection>({ active, ...(expiresAt !== undefined ? { expiresAt } : {}) })
+}
+
+/**
  * @since 0.1.0
  * @category constructors
  */
@@ -193,6 +292,11 @@ export const make = (
     const authorization = authMethod === "client_secret_basic"
       ? basicCredentials(options.clientId, options.clientSecret!)
       : undefined
+    // Never to be quoted back, in any encoding: the client secret and the Basic credential it travels in.
+    const clientSecrets = [
+      ...(options.clientSecret !== undefined ? [Redacted.value(options.clientSecret)] : []),
+      ...(authorization !== undefined ? [Redacted.value(authorization).slice("Basic ".length)] : [])
+    ]
 
     const buildRequest = (request: RefreshRequest, scope: string | undefined) => {
       const params: Record<string, string> = {
@@ -220,14 +324,19 @@ export const make = (
 
     const refresh = (request: RefreshRequest): Effect.Effect<TokenResponse, Errors.RefreshError> => {
       const scope = request.scope ?? options.scope
-      const secrets = [Redacted.value(request.refreshToken)]
-      if (options.clientSecret !== undefined) secrets.push(Redacted.value(options.clientSecret))
+      const secrets = [Redacted.value(request.refreshToken), ...clientSecrets]
       return Effect.gen(function*() {
         const answer = yield* client.execute(buildRequest(request, scope)).pipe(
           Effect.flatMap((response) =>
-            Effect.map(response.text, (body) => ({ status: response.status, headers: response.headers, body }))
+            Effect.map(readCapped(response), ({ body, truncated }) => ({
+              status: response.status,
+              headers: response.headers,
+              body,
+              truncated
+            }))
           ),
           Effect.scoped,
+          withoutRedirects,
           Effect.timeoutFail({
             duration: timeoutMillis,
             onTimeout: () => new Errors.Timeout({ host, timeoutMillis })
@@ -255,7 +364,8 @@ export const make = (
           now,
           secrets,
           requestedScope: scope,
-          acceptedTokenTypes
+          acceptedTokenTypes,
+          url: url.href
         })
         return yield* classified
       }).pipe(
@@ -303,16 +413,22 @@ export const make = (
         http = HttpClientRequest.setHeader(http, "authorization", Redacted.value(authorization))
       }
       return client.execute(http).pipe(
-        Effect.flatMap((response) => response.status === 200 ? response.json : Effect.succeed(undefined)),
-        Effect.scoped,
-        Effect.map((body): Option.Option<Introspection> => {
-          const { active, exp } = (typeof body === "object" && body !== null ? body : {}) as {
-            readonly active?: unknown
-            readonly exp?: unknown
+        Effect.flatMap((response) => {
+          const redirect = redirectOf(response, {
+            url: introspectionUrl,
+            redactor: makeRedactor([Redacted.value(token), ...clientSecrets])
+          })
+          // Never followed. Introspection only refines a diagnosis and cannot fail, so the log says it.
+          if (redirect !== undefined) {
+            return Effect.as(
+              Effect.logWarning(`renew: introspection not used: ${redirect.message}`),
+              Option.none<Introspection>()
+            )
           }
-          if (typeof active !== "boolean") return Option.none()
-          return Option.some({ active, ...(typeof exp === "number" ? { expiresAt: exp * 1000 } : {}) })
+          return response.status === 200 ? Effect.map(readCapped(response), parseIntrospection) : Effect.succeedNone
         }),
+        Effect.scoped,
+        withoutRedirects,
         Effect.timeout(timeoutMillis),
         Effect.orElseSucceed(() => Option.none<Introspection>()),
         Effect.withSpan("renew.introspect", { kind: "client" })

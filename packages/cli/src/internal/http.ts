@@ -7,12 +7,15 @@
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import type { TokenEndpoint } from "@renew/core"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as Tls from "node:tls"
 
@@ -20,7 +23,10 @@ import * as Tls from "node:tls"
 export interface Answer {
   readonly status: number
   readonly headers: Readonly<Record<string, string | undefined>>
+  /** At most `maxBodyBytes` of the body (UTF-8). */
   readonly body: string
+  /** The body was longer than `maxBodyBytes` and was not read further. */
+  readonly truncated: boolean
   readonly sentAt: number
   readonly receivedAt: number
 }
@@ -46,7 +52,36 @@ export const describeCause = (cause: unknown): string => {
   return seen.length === 0 ? "connection failed" : seen.join(": ")
 }
 
-/** Sends one request and reads the whole answer, within `timeoutMillis`. @internal */
+/** The most the doctor reads of any answer, like the engine: 64 KiB. @internal */
+export const maxBodyBytes = 64 * 1024
+
+/** Reads at most `maxBodyBytes` of a body, then stops reading (the rest is never buffered). */
+const readCapped = (response: HttpClientResponse.HttpClientResponse) =>
+  Stream.runFoldWhile(
+    response.stream,
+    { chunks: Chunk.empty<Uint8Array>(), size: 0 },
+    ({ size }) => size <= maxBodyBytes,
+    ({ chunks, size }, chunk) => ({ chunks: Chunk.append(chunks, chunk), size: size + chunk.length })
+  ).pipe(
+    Effect.map(({ chunks, size }) => {
+      const bytes = new Uint8Array(Math.min(size, maxBodyBytes))
+      let at = 0
+      for (const chunk of chunks) {
+        if (at >= bytes.length) break
+        const piece = chunk.subarray(0, bytes.length - at)
+        bytes.set(piece, at)
+        at += piece.length
+      }
+      return { body: new TextDecoder().decode(bytes), truncated: size > maxBodyBytes }
+    })
+  )
+
+/**
+ * Sends one request and reads the answer (at most `maxBodyBytes` of its body), within `timeoutMillis`. Redirects are
+ * not followed (node:http never does): a 3xx is an answer like any other.
+ *
+ * @internal
+ */
 export const exchange = (
   request: HttpClientRequest.HttpClientRequest,
   timeoutMillis: number
@@ -56,10 +91,11 @@ export const exchange = (
     const sentAt = Date.now()
     return yield* client.execute(request).pipe(
       Effect.flatMap((response) =>
-        Effect.map(response.text, (body): Answer => ({
+        Effect.map(readCapped(response), ({ body, truncated }): Answer => ({
           status: response.status,
           headers: response.headers,
           body,
+          truncated,
           sentAt,
           receivedAt: Date.now()
         }))
@@ -92,6 +128,10 @@ export interface ClientCredentials {
 // RFC 6749 §2.3.1: id and secret are form-encoded before they are joined and base64-encoded.
 const formEncode = (value: string): string => new URLSearchParams({ v: value }).toString().slice(2)
 
+/** The client_secret_basic credential (the part after `Basic `): a secret of its own, to scrub. @internal */
+export const basicCredential = (clientId: string, clientSecret: string): string =>
+  btoa(`${formEncode(clientId)}:${formEncode(clientSecret)}`)
+
 /** A form POST authenticated like the token endpoint expects (Basic, client_secret_post or none). @internal */
 export const authenticatedPost = (
   url: string,
@@ -113,7 +153,7 @@ export const authenticatedPost = (
     request = HttpClientRequest.setHeader(
       request,
       "authorization",
-      `Basic ${btoa(`${formEncode(credentials.clientId)}:${formEncode(Redacted.value(credentials.clientSecret))}`)}`
+      `Basic ${basicCredential(credentials.clientId, Redacted.value(credentials.clientSecret))}`
     )
   }
   return request

@@ -28,20 +28,49 @@ export const formatAgo = (millis: number): string => `${formatDuration(millis)} 
 
 const WINDOW = 12
 
+const base64 = (text: string): string => {
+  let binary = ""
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte)
+  return btoa(binary)
+}
+
+/** The forms a secret can be echoed in: as is, form-, URL- (either hex case) and base64-encoded. */
+const formsOf = (secret: string): ReadonlyArray<string> => {
+  const forms = new Set([secret, new URLSearchParams({ v: secret }).toString().slice(2)])
+  try {
+    const uri = encodeURIComponent(secret)
+    forms.add(uri).add(uri.replace(/%[0-9A-F]{2}/g, (escape) => escape.toLowerCase()))
+  } catch {
+    // A lone surrogate cannot be URL-encoded, nor sent so.
+  }
+  const b64 = base64(secret)
+  forms.add(b64).add(b64.replace(/=+$/, "")).add(b64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""))
+  forms.delete("")
+  return [...forms]
+}
+
+const escapeRegExp = (text: string): string => text.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&")
+
 /**
- * Replaces every occurrence of a secret, and of any 12-character piece of one, with `<redacted>`. Output is built
- * so that no secret gets there; this only makes sure a mistake cannot leak one.
+ * Replaces every occurrence of a secret in any of its forms (as is, form-, URL- and base64-encoded), and of any
+ * 12-character piece of one, with `<redacted>`. A form shorter than 8 characters is replaced only where it stands as
+ * a whole token (not next to a letter, digit, `_` or `-`), so a tiny secret cannot erase a common letter. Output is
+ * built so that no secret gets there; this only makes sure a mistake cannot leak one.
  *
  * @internal
  */
 export const scrubSecrets = (text: string, secrets: ReadonlyArray<string>): string => {
   let out = text
-  for (const secret of secrets) {
-    if (secret.length < 6) continue
-    out = out.split(secret).join("<redacted>")
-    if (secret.length > WINDOW) {
-      for (let i = 0; i + WINDOW <= secret.length; i++) {
-        const piece = secret.slice(i, i + WINDOW)
+  const forms = [...new Set(secrets.flatMap(formsOf))].sort((a, b) => b.length - a.length)
+  for (const form of forms) {
+    if (form.length < 8) {
+      out = out.replace(new RegExp(`(?<![\\p{L}\\p{N}_-])${escapeRegExp(form)}(?![\\p{L}\\p{N}_-])`, "gu"), "<redacted>")
+      continue
+    }
+    out = out.split(form).join("<redacted>")
+    if (form.length > WINDOW) {
+      for (let i = 0; i + WINDOW <= form.length; i++) {
+        const piece = form.slice(i, i + WINDOW)
         if (out.includes(piece)) out = out.split(piece).join("<redacted>")
       }
     }

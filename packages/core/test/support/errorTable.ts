@@ -398,12 +398,139 @@ export const errorTable: ReadonlyArray<ErrorRow> = [
       expect(e.detail).toContain("mac")
     }
   }),
-  failure({
+  success({
+    // An empty refresh_token is no refresh token: the access token is kept, the previous refresh token stays.
     name: "200 with an empty refresh_token (carrying the canary access token)",
     steps: [json(200, tokenBody({ refresh_token: "" }))],
+    expect: (r) => {
+      expect(r.refresh_token).toBeUndefined()
+      expect(r.ignored).toEqual(["refresh_token"])
+      expect(Redacted.value(r.access_token)).toBe(CANARY.accessToken)
+    }
+  }),
+  success({
+    name: "200 with null optional members (null is absent, nothing ignored)",
+    steps: [json(200, tokenBody({ expires_in: null, refresh_expires_in: null, scope: null, id_token: null }))],
+    expect: (r) => {
+      expect(r.expires_in).toBeUndefined()
+      expect(r.scope).toBeUndefined()
+      expect(r.ignored).toBeUndefined()
+      assert(r.refresh_token !== undefined)
+      expect(Redacted.value(r.refresh_token)).toBe(CANARY.rotatedRefreshToken)
+    }
+  }),
+  success({
+    name: "200 with unusable optional members (ignored by name, the token pair kept)",
+    steps: [json(200, tokenBody({ expires_in: "abc", refresh_expires_in: -5, scope: ["api:read"] }))],
+    expect: (r) => {
+      expect(r.expires_in).toBeUndefined()
+      expect(r.refresh_expires_in).toBeUndefined()
+      expect(r.scope).toBeUndefined()
+      expect(r.ignored).toEqual(["expires_in", "refresh_expires_in", "scope"])
+      assert(r.refresh_token !== undefined)
+      expect(Redacted.value(r.refresh_token)).toBe(CANARY.rotatedRefreshToken)
+    }
+  }),
+  failure({
+    name: "200 without access_token but with a new refresh token (kept on the error, never shown)",
+    steps: [json(200, { token_type: "Bearer", expires_in: 3600, refresh_token: CANARY.rotatedRefreshToken })],
     expectTag: "MalformedResponse",
     retryable: false,
-    expect: (e) => expect(e.detail).toContain("refresh_token")
+    expect: (e) => {
+      expect(e.detail).toBe("missing access_token")
+      assert(e.rotatedRefreshToken !== undefined)
+      expect(Redacted.value(e.rotatedRefreshToken)).toBe(CANARY.rotatedRefreshToken)
+      expect(e.message).toContain("new refresh token")
+    }
+  }),
+  failure({
+    name: "200 with token_type null and a new refresh token (kept on the error)",
+    steps: [json(200, tokenBody({ token_type: null }))],
+    expectTag: "MalformedResponse",
+    retryable: false,
+    expect: (e) => {
+      expect(e.detail).toBe("missing token_type")
+      assert(e.rotatedRefreshToken !== undefined)
+      expect(Redacted.value(e.rotatedRefreshToken)).toBe(CANARY.rotatedRefreshToken)
+    }
+  }),
+  failure({
+    name: "200 body longer than 64 KiB (read no further)",
+    steps: [text(200, "application/json", `{"access_token":"${CANARY.accessToken}","pad":"${"x".repeat(70_000)}"}`)],
+    expectTag: "MalformedResponse",
+    retryable: false,
+    expect: (e) => expect(e.detail).toMatch(/body truncated/)
+  }),
+  failure({
+    name: "503 body longer than 64 KiB (excerpt says truncated)",
+    steps: [text(503, "text/plain", `Service Unavailable ${"y ".repeat(40_000)}`)],
+    expectTag: "ServerError",
+    retryable: true,
+    oauth: { status: 503 },
+    expect: (e) => {
+      expect(e.bodyExcerpt).toMatch(/^Service Unavailable /)
+      expect(e.bodyExcerpt).toMatch(/body truncated at 64 KiB/)
+    }
+  }),
+  // --- redirects: never followed (the Location names a host that would answer nothing good) ---
+  failure({
+    name: "302 to another origin",
+    steps: [text(302, "text/html", "<a href=\"https://login.example.com/sso\">Found</a>", {
+      location: `https://login.example.com/sso?code=${CANARY.refreshToken}&state=x`
+    })],
+    expectTag: "InvalidRequest",
+    retryable: false,
+    oauth: { status: 302 },
+    expect: (e) => {
+      expect(e.redirectTo).toBe("login.example.com")
+      expect(e.message).toContain("redirect (HTTP 302) to login.example.com")
+      expect(e.message).not.toContain("/sso")
+    }
+  }),
+  failure({
+    name: "307 to another origin",
+    steps: [{ kind: "respond", status: 307, headers: { location: "http://127.0.0.1:9/token" } }],
+    expectTag: "InvalidRequest",
+    retryable: false,
+    oauth: { status: 307 },
+    expect: (e) => expect(e.redirectTo).toBe("127.0.0.1:9")
+  }),
+  failure({
+    name: "308 with a relative Location (same host)",
+    steps: [{ kind: "respond", status: 308, headers: { location: "/oauth2/token" } }],
+    expectTag: "InvalidRequest",
+    retryable: false,
+    oauth: { status: 308 },
+    expect: (e) => expect(e.redirectTo).toMatch(/^127\.0\.0\.1:\d+$/)
+  }),
+  // --- a proxy's page echoing the request ---
+  failure({
+    name: "502 proxy page echoing the Authorization header (Basic credentials redacted)",
+    steps: [text(
+      502,
+      "text/plain",
+      `upstream failed; request headers: authorization: Basic ${
+        Buffer.from(`${CLIENT_ID}:${CANARY.clientSecret}`).toString("base64")
+      }\nx-forwarded-for: 10.0.0.1`
+    )],
+    expectTag: "ServerError",
+    retryable: true,
+    oauth: { status: 502 },
+    expect: (e) => {
+      expect(e.bodyExcerpt).toMatch(/authorization: (Basic )?<redacted> x-forwarded-for: 10\.0\.0\.1$/)
+    }
+  }),
+  // --- oidc-provider's "this client may not use this grant" (invalid_request) ---
+  failure({
+    name: "400 invalid_request: requested grant type is not allowed for this client (oidc-provider)",
+    steps: [json(400, { error: "invalid_request", error_description: "requested grant type is not allowed for this client" })],
+    expectTag: "UnauthorizedClient",
+    retryable: false,
+    oauth: {
+      status: 400,
+      oauthError: "invalid_request",
+      errorDescription: "requested grant type is not allowed for this client"
+    }
   }),
   failure({
     name: "200 form-encoded token response (carrying the canary tokens)",

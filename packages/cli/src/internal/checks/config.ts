@@ -9,10 +9,10 @@ import { type RefreshError, type Token, TokenEndpoint, type TokenStore } from "@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import type * as Redacted from "effect/Redacted"
+import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type { DoctorOptions } from "../../Doctor.js"
-import type { ClientCredentials } from "../http.js"
+import { basicCredential, type ClientCredentials } from "../http.js"
 import { openStore } from "../storeFile.js"
 import { secretValues } from "../text.js"
 import { remedyFor } from "./remedies.js"
@@ -157,13 +157,17 @@ export const check = (
       extraCa: ca !== undefined ? Either.getOrUndefined(ca) : undefined,
       stored,
       refreshToken: options.refreshToken?.value ?? grant?.refreshToken,
-      secrets: secretValues(
-        clientSecret,
-        options.refreshToken?.value,
-        grant?.refreshToken,
-        grant?.accessToken,
-        options.store?.encryptionKey
-      )
+      secrets: [
+        ...secretValues(
+          clientSecret,
+          options.refreshToken?.value,
+          grant?.refreshToken,
+          grant?.accessToken,
+          options.store?.encryptionKey
+        ),
+        // The Basic credential travels (and may be echoed) as one base64 value of id and secret.
+        ...(clientSecret !== undefined ? [basicCredential(options.clientId, Redacted.value(clientSecret))] : [])
+      ]
     }
 
     if (problems.length > 0) {
