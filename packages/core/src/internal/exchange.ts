@@ -47,6 +47,8 @@ export interface ExchangeContext {
   readonly mayRepresent: (sentAt: number) => Effect.Effect<Representation>
   /** Stores the answer; runs right after it, never interrupted. */
   readonly store: (response: TokenResponse, sentAt: number) => Effect.Effect<Grant, Errors.RefreshError>
+  /** Stores the new refresh token of a 2xx that was otherwise unusable: the only copy of the grant's next one. */
+  readonly keepRotated: (refreshToken: Redacted.Redacted<string>) => Effect.Effect<void, Errors.RefreshError>
 }
 
 /**
@@ -89,6 +91,13 @@ export const exchange = (
       }
       const error = answer.left
       lastError = error
+      if (error._tag === "MalformedResponse" && error.rotatedRefreshToken !== undefined) {
+        // The server rotated, and we know to what: keep it, and send nothing more with the consumed token.
+        attempts.answered = true
+        yield* context.keepRotated(error.rotatedRefreshToken)
+        attempts.answered = false
+        return yield* Effect.fail(error)
+      }
       const unknown = unknownOutcomeOf(error)
       if (unknown !== undefined) {
         attempts.unknownOutcome = unknown

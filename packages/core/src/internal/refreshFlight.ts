@@ -14,8 +14,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
 import * as Errors from "../RefreshError.js"
 import * as Telemetry from "../Telemetry.js"
-import type { Grant } from "../Token.js"
-import { grantFromResponse, refreshAt } from "../Token.js"
+import { Grant, grantFromResponse, refreshAt } from "../Token.js"
 import type { TokenEndpoint } from "../TokenEndpoint.js"
 import type { Lease, TokenStore } from "../TokenStore.js"
 import { isActive, learnRefreshTokenExpiry, verdictOn } from "./diagnosis.js"
@@ -25,6 +24,7 @@ import type { PolicySettings, UnknownOutcome } from "./failurePolicy.js"
 import { decide, needsVerdict, rereadsStore } from "./failurePolicy.js"
 import type { GrantCache } from "./grantCache.js"
 import type * as Intent from "./intent.js"
+import { withoutIntent } from "./intent.js"
 import type { RefreshGuards } from "./refreshGuards.js"
 import type { Outcome } from "./refreshTelemetry.js"
 import { spanEvent, withLockTraced } from "./refreshTelemetry.js"
@@ -184,6 +184,15 @@ const refreshLocked = (context: FlightContext, locked: Locked): Effect.Effect<Gr
       isClosed: context.isClosed,
       interruptible: locked.restore,
       mayRepresent: (sentAt) => mayRepresent(context, key, refreshToken, sentAt),
+      keepRotated: (rotated) =>
+        Effect.map(
+          intent.persist(key, held, withoutIntent(new Grant({ ...current, refreshToken: rotated }))),
+          (stored) => {
+            // The next refresh uses the new token; the record we hold is no longer ours to change.
+            held.version = stored.version
+            held.intent = false
+          }
+        ),
       store: (response, sentAt) =>
         Effect.gen(function*() {
           const answeredAt = yield* Clock.currentTimeMillis
