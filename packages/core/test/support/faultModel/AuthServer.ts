@@ -208,20 +208,21 @@ export const make = (config: ServerConfig, time: SimTime, faults: ReadonlyArray<
   const judgeReuse = (p: Presentation, state: RefreshTokenState): string | undefined => {
     const first = state.consumedBy
     if (first === undefined) return undefined
-    const where = `${state.label} was consumed by request #${first.id} of instance ${first.instance} at t=${first.at}`
+    const t = (at: number) => `t=${at - time.start}`
+    const where = `${state.label} was consumed by request #${first.id} of instance ${first.instance} at ${t(first.at)}`
     if (first.answer === "seen") {
-      return `${where}, whose answer the client received; it was presented again by request #${p.id} of instance ${p.instance} at t=${p.at}`
+      return `${where}, whose answer the client received; it was presented again by request #${p.id} of instance ${p.instance} at ${t(p.at)}`
     }
     if (first.answer === "pending") {
-      return `${where}, still awaiting its answer; request #${p.id} of instance ${p.instance} presented it again at t=${p.at}`
+      return `${where}, still awaiting its answer; request #${p.id} of instance ${p.instance} presented it again at ${t(p.at)}`
     }
     if (first.lostBy === "abandoned") {
-      return `${where}; the client abandoned that request ${first.lostAt! - first.at} ms after sending it (before its ${config.clientTimeoutMs} ms timeout), losing the rotation, and request #${p.id} of instance ${p.instance} presented it again at t=${p.at}`
+      return `${where}; the client abandoned that request ${first.lostAt! - first.at} ms after sending it (before its ${config.clientTimeoutMs} ms timeout), losing the rotation, and request #${p.id} of instance ${p.instance} presented it again at ${t(p.at)}`
     }
     const earlier = presentations.filter((q) => q !== p && q.token === p.token && q.id > first.id && q.reached &&
       q.stateOnArrival === "consumed" && q.result !== "grace")
     if (earlier.length > 0) {
-      return `${where} (answer lost: ${first.lostBy}); request #${earlier[0]!.id} already re-presented it once (the one allowed recovery), and request #${p.id} of instance ${p.instance} presented it again at t=${p.at}`
+      return `${where} (answer lost: ${first.lostBy}); request #${earlier[0]!.id} already re-presented it once (the one allowed recovery), and request #${p.id} of instance ${p.instance} presented it again at ${t(p.at)}`
     }
     return undefined
   }

@@ -25,6 +25,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type { AuthServer } from "./AuthServer.js"
 import { CLIENT_ID, CLIENT_SECRET, INTROSPECTION_URL, TOKEN_URL } from "./AuthServer.js"
@@ -39,6 +40,9 @@ export interface UpcomingRefresherOptions {
   /** The server accepts a consumed refresh token again within this long (a declared reuse grace period). */
   readonly reuseGracePeriod?: Duration.DurationInput | undefined
 }
+
+/** A schedule a user might bring: exponential back-off, three retries. */
+const customSchedule = Schedule.exponential(Duration.millis(200)).pipe(Schedule.intersect(Schedule.recurs(3)))
 
 export const refresherOptions = (
   options: Refresher.RefresherOptions & UpcomingRefresherOptions
@@ -138,7 +142,11 @@ export const start = (env: FleetEnv, id: number, slot: number): Effect.Effect<In
     const scheduler = time.makeScheduler()
     const scope = yield* Scope.make()
     const layer = Refresher.layer(refresherOptions({
-      retry: history.engine.maxAttempts !== undefined ? { maxAttempts: history.engine.maxAttempts } : undefined,
+      retry: history.engine.retry === "twoAttempts"
+        ? { maxAttempts: 2 }
+        : history.engine.retry === "customSchedule"
+        ? customSchedule
+        : undefined,
       reuseGracePeriod: history.engine.declareGrace && history.server.graceMs > 0
         ? Duration.millis(history.server.graceMs)
         : undefined

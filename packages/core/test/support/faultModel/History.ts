@@ -40,7 +40,8 @@ export interface History {
     readonly leaseTtlMs: number
     /** Declare the server's grace period to the engine (`reuseGracePeriod`). */
     readonly declareGrace: boolean
-    readonly maxAttempts: number | undefined
+    /** The default policy, the default with two attempts, or a schedule of the user's (`RetryPolicy.fromSchedule`). */
+    readonly retry: "default" | "twoAttempts" | "customSchedule"
   }
   /** Whether the initial grants' access tokens are already expired. */
   readonly startExpired: boolean
@@ -127,7 +128,7 @@ export const historyArb = (store: History["store"]): fc.Arbitrary<History> =>
       timeoutMs: fc.constantFrom(1_000, 2_000, 5_000),
       leaseTtlMs: fc.constantFrom(3_000, 10_000, 30_000),
       declareGrace: fc.boolean(),
-      maxAttempts: fc.constantFrom(undefined, 2)
+      retry: fc.constantFrom("default" as const, "twoAttempts" as const, "customSchedule" as const)
     }),
     startExpired: fc.boolean(),
     faults: fc.array(faultArb, { maxLength: 12 }),

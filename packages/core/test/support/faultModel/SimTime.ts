@@ -32,6 +32,8 @@ export interface SimScheduler extends Scheduler.Scheduler {
 }
 
 export interface SimTime {
+  /** Where the clock started: messages show times relative to it. */
+  readonly start: number
   readonly clock: Clock.Clock
   readonly now: () => number
   /** Runs everything that can run at the current instant. */
@@ -42,8 +44,6 @@ export interface SimTime {
   readonly advanceUntil: (done: () => boolean, step: number, maxMillis: number) => Effect.Effect<boolean>
   readonly makeScheduler: () => SimScheduler
 }
-
-export const stats = { settles: 0, turns: 0, wakes: 0 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
@@ -77,9 +77,7 @@ export const make = (start: number): SimTime => {
 
   const settleNow = async () => {
     let before: number
-    stats.settles++
     do {
-      stats.turns++
       before = ticks
       await nextTurn()
     } while (ticks !== before)
@@ -94,7 +92,6 @@ export const make = (start: number): SimTime => {
       for (const s of sleepers) if (s.at <= target && (next === undefined || s.at < next)) next = s.at
       if (next === undefined) break
       now = next
-      stats.wakes++
       const due = sleepers.filter((s) => s.at === next).sort((a, b) => a.seq - b.seq)
       sleepers = sleepers.filter((s) => s.at !== next)
       for (const s of due) if (!s.cancelled) s.wake()
@@ -107,6 +104,7 @@ export const make = (start: number): SimTime => {
   const advance = (millis: number) => Effect.promise(() => advanceNow(millis))
 
   return {
+    start,
     clock,
     now: () => now,
     settle: Effect.promise(settleNow),
