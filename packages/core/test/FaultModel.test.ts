@@ -29,7 +29,7 @@ const assertHistory = (history: History) =>
     if (outcome.refused !== undefined) stats.refused++
     const v = outcome.violation
     if (v === undefined) return Effect.void
-    const bug = explainedBy(v)
+    const bug = explainedBy(v, history)
     if (bug !== undefined) {
       tolerated.set(bug, (tolerated.get(bug) ?? 0) + 1)
       return Effect.void

@@ -53,7 +53,7 @@ const regression = (name: string, h: History, bug?: keyof typeof openBugs, shows
       const v = outcome.violation
       if (bug !== undefined && bug in openBugs && !strict) {
         assert.isDefined(v, `this history no longer breaks ${openBugs[bug]!.invariant}: if "${bug}" is fixed, delete it from openBugs.ts`)
-        assert.strictEqual(explainedBy(v!), bug, `${v!.invariant}: ${v!.detail}\n${v!.trace}`)
+        assert.strictEqual(explainedBy(v!, h), bug, `${v!.invariant}: ${v!.detail}\n${v!.trace}`)
         return
       }
       assert.isUndefined(v, v && `${v.invariant} broken after step ${v.step}: ${v.detail}\nserver log:\n${v.trace}`)
@@ -112,6 +112,11 @@ describe("fault model regressions", () => {
       "a Retry-After of an hour pauses callers no longer than the cap",
       history([get()], [{ _tag: "RateLimited", retryAfterSec: 3600 }], { pollMs: 5000 }),
       "retryAfterPauseRearmedAndUncapped"
+    )
+    regression(
+      "a retry Schedule of the user's does not park callers for the server's Retry-After of an hour",
+      history([refresh], [{ _tag: "RateLimited", retryAfterSec: 3600 }], { engine: { retry: "customSchedule" }, startExpired: false }),
+      "customScheduleIgnoresRetryAfterCap"
     )
   })
 

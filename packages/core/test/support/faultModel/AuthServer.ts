@@ -24,7 +24,8 @@ export const CANARY = "CANARY"
 export const CLIENT_SECRET = `${CANARY}-client-secret-5b1e`
 export const TOKEN_URL = "https://as.test/token"
 export const INTROSPECTION_URL = "https://as.test/introspect"
-const BASIC = `Basic ${btoa(`${CLIENT_ID}:${CLIENT_SECRET}`)}`
+/** The client's `Authorization` header (client_secret_basic). */
+export const BASIC = `Basic ${btoa(`${CLIENT_ID}:${CLIENT_SECRET}`)}`
 /** Strings that must never appear in an error, a log line or a span (I6). */
 export const canaryNeedles: ReadonlyArray<string> = [CANARY, BASIC.slice("Basic ".length)]
 

@@ -20,8 +20,6 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
@@ -412,7 +410,6 @@ export const runHistory = (history: History): Effect.Effect<Outcome> => {
     Effect.withClock(time.clock),
     Effect.withRandom(Random.make(history.seed)),
     Effect.withTracer(telemetry.tracer),
-    Effect.provide(Logger.add(telemetry.logger)),
-    Logger.withMinimumLogLevel(LogLevel.All)
+    Effect.provide(Telemetry.loggerLayer(telemetry))
   )
 }

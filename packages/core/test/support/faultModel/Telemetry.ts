@@ -5,7 +5,9 @@
  */
 import * as Cause from "effect/Cause"
 import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Tracer from "effect/Tracer"
 import * as Util from "node:util"
 
@@ -59,3 +61,7 @@ export const make = (): Collected => {
   })
   return { texts, logger, tracer }
 }
+
+/** Every log line, down to debug, goes to the collector too. */
+export const loggerLayer = (collected: Collected): Layer.Layer<never> =>
+  Layer.merge(Logger.add(collected.logger), Logger.minimumLogLevel(LogLevel.All))

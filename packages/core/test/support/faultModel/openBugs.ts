@@ -6,12 +6,13 @@
  * When a fix lands, delete its entry: its regression then asserts the history is clean, and the properties stop
  * tolerating it. `RENEW_FAULT_STRICT=1` ignores this list (every violation fails and is shrunk).
  */
+import type { History } from "./History.js"
 import type { Invariant, Violation } from "./Run.js"
 
 export interface OpenBug {
   readonly invariant: Invariant
   readonly what: string
-  readonly explains: (violation: Violation) => boolean
+  readonly explains: (violation: Violation, history: History) => boolean
 }
 
 export const openBugs: Readonly<Record<string, OpenBug>> = {
@@ -51,6 +52,11 @@ export const openBugs: Readonly<Record<string, OpenBug>> = {
       "after an attempt with unknown outcome, invalid_grant is taken as rotation_lost without asking introspection, which calls the token active",
     explains: (v) => v.invariant === "I2" && v.detail.includes("reauthRequired (rotation_lost)")
   },
+  customScheduleIgnoresRetryAfterCap: {
+    invariant: "I5",
+    what: "with a retry Schedule of the user's, a Retry-After of an hour parks the caller for an hour",
+    explains: (v, h) => v.invariant === "I5" && v.detail.includes("never ended") && h.engine.retry === "customSchedule"
+  },
   cooldownServesExpiredToken: {
     invariant: "I3",
     what:
@@ -62,5 +68,5 @@ export const openBugs: Readonly<Record<string, OpenBug>> = {
 export const strict = process.env.RENEW_FAULT_STRICT === "1"
 
 /** The open bug that explains a violation, if any (none in strict mode). */
-export const explainedBy = (violation: Violation): string | undefined =>
-  strict ? undefined : Object.entries(openBugs).find(([, bug]) => bug.explains(violation))?.[0]
+export const explainedBy = (violation: Violation, history: History): string | undefined =>
+  strict ? undefined : Object.entries(openBugs).find(([, bug]) => bug.explains(violation, history))?.[0]
