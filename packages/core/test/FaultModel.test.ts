@@ -22,32 +22,32 @@ const SQLITE_RUNS = Number(process.env.RENEW_FAULT_SQLITE_RUNS ?? Math.max(1, Ma
 const tolerated = new Map<string, number>()
 const stats = { histories: 0, refused: 0, requests: 0, millis: 0 }
 
-const assertHistory = (history: History) =>
-  Effect.flatMap(runHistory(history), (outcome) => {
-    stats.histories++
-    stats.requests += outcome.requests
-    if (outcome.refused !== undefined) stats.refused++
-    const v = outcome.violation
-    if (v === undefined) return Effect.void
-    const bug = explainedBy(v, history)
-    if (bug !== undefined) {
-      tolerated.set(bug, (tolerated.get(bug) ?? 0) + 1)
-      return Effect.void
-    }
-    return Effect.fail(
-      new Error(
-        `${v.invariant} broken after step ${v.step} (replay: RENEW_FAULT_SEED=${SEED}${strict ? " RENEW_FAULT_STRICT=1" : ""}):\n${v.detail}\nserver log:\n${v.trace}\nsteps:\n${
-          describeSteps(history.steps)
-        }\nfaults: ${JSON.stringify(history.faults)}`
-      )
-    )
-  })
+/** Runs one history; a violation no open bug explains is thrown, for fast-check to shrink and report. */
+const checkHistory = async (history: History): Promise<void> => {
+  const started = performance.now()
+  const outcome = await Effect.runPromise(runHistory(history))
+  stats.millis += performance.now() - started
+  stats.histories++
+  stats.requests += outcome.requests
+  if (outcome.refused !== undefined) stats.refused++
+  const v = outcome.violation
+  if (v === undefined) return
+  const bug = explainedBy(v, history)
+  if (bug !== undefined) {
+    tolerated.set(bug, (tolerated.get(bug) ?? 0) + 1)
+    return
+  }
+  throw new Error(
+    `${v.invariant} broken after step ${v.step} (replay: RENEW_FAULT_SEED=${SEED}${strict ? " RENEW_FAULT_STRICT=1" : ""}):\n${v.detail}\nserver log:\n${v.trace}\nsteps:\n${
+      describeSteps(history.steps)
+    }\nfaults: ${JSON.stringify(history.faults)}`
+  )
+}
 
-const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.suspend(() => {
-    const started = performance.now()
-    return Effect.ensuring(effect, Effect.sync(() => void (stats.millis += performance.now() - started)))
-  })
+// fast-check drives the histories directly: `it.effect.prop` builds a TestContext per run, which costs more than a
+// history (each history brings its own clock, scheduler, tracer and logger).
+const property = (name: string, store: History["store"], numRuns: number) =>
+  it(name, () => fc.assert(fc.asyncProperty(historyArb(store), checkHistory), { seed: SEED, numRuns }), 600_000)
 
 describe("fault model", () => {
   afterAll(() => {
@@ -60,19 +60,8 @@ describe("fault model", () => {
     )
   })
 
-  it.effect.prop(
-    "memory store: no history breaks I1–I6",
-    { history: historyArb("memory") },
-    ({ history }) => timed(assertHistory(history)),
-    { timeout: 600_000, fastCheck: { seed: SEED, numRuns: RUNS } }
-  )
-
-  it.effect.prop(
-    "SQLite store: no history breaks I1–I6",
-    { history: historyArb("sqlite") },
-    ({ history }) => timed(assertHistory(history)),
-    { timeout: 600_000, fastCheck: { seed: SEED, numRuns: SQLITE_RUNS } }
-  )
+  property("memory store: no history breaks I1–I6", "memory", RUNS)
+  property("SQLite store: no history breaks I1–I6", "sqlite", SQLITE_RUNS)
 
   // Shrinking and replaying a counterexample both need the same history to do the same thing every time.
   it.effect("a history replays exactly", () =>

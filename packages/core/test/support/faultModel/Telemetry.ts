@@ -62,6 +62,6 @@ export const make = (): Collected => {
   return { texts, logger, tracer }
 }
 
-/** Every log line, down to debug, goes to the collector too. */
+/** Every log line, down to debug, goes to the collector instead of the console. */
 export const loggerLayer = (collected: Collected): Layer.Layer<never> =>
-  Layer.merge(Logger.add(collected.logger), Logger.minimumLogLevel(LogLevel.All))
+  Layer.merge(Logger.replace(Logger.defaultLogger, collected.logger), Logger.minimumLogLevel(LogLevel.All))
