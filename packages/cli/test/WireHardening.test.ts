@@ -162,4 +162,28 @@ describe("renew doctor", () => {
       }
     }
   })
+
+  it("--refresh says which members of a 2xx were ignored, and keeps the token pair", async () => {
+    const token = await serve((req, res) => {
+      void readBody(req).then(() => {
+        res.writeHead(200, { "content-type": "application/json" })
+        res.end(JSON.stringify({
+          access_token: "at-wire-0123456789",
+          token_type: "Bearer",
+          expires_in: "soon",
+          scope: null,
+          refresh_token: "rt-wire-rotated-0123456789"
+        }))
+      })
+    })
+    const { report } = await doctorJson(
+      ["--token-endpoint", `${token.origin}/token`, "--client-id", "wire-client", "--refresh"],
+      { env: { RENEW_CLIENT_SECRET: "wire-secret-0123456789", RENEW_REFRESH_TOKEN: "rt-wire-original-0123456789" } }
+    )
+    const refresh = check(report, "refresh")
+    assert.strictEqual(refresh.status, "WARN", statuses(report))
+    assert.include(refresh.evidence, "the response's expires_in was not usable (wrong type or value) and ignored")
+    assert.include(refresh.evidence, "the server ROTATED the refresh token")
+    assert.notInclude(JSON.stringify(report), "rt-wire-rotated-0123456789")
+  })
 })

@@ -46,12 +46,14 @@ export const EpochMillis = Schema.Int.pipe(Schema.between(0, maxEpochMillis))
 
 /**
  * Normalises a time to `EpochMillis`: rounded down to a whole millisecond (never later than the server said), and
- * clamped to [0, `maxEpochMillis`]. `NaN` stays `NaN`, for the schema to refuse: it is a bug, not a time.
+ * clamped to [0, `maxEpochMillis`]. `NaN` (no time at all) becomes 0, the epoch: an expiry nobody knows is past, so
+ * the grant is due at once rather than unwritable.
  *
  * @since 0.1.0
  * @category time
  */
-export const toEpochMillis = (millis: number): number => Math.min(maxEpochMillis, Math.max(0, Math.floor(millis)))
+export const toEpochMillis = (millis: number): number =>
+  Number.isNaN(millis) ? 0 : Math.min(maxEpochMillis, Math.max(0, Math.floor(millis)))
 
 /** A lifetime in seconds clamped to [0, `maxLifetimeSeconds`]. */
 const clampLifetime = (seconds: number): number => Math.min(maxLifetimeSeconds, Math.max(0, seconds))
@@ -128,15 +130,19 @@ const grantFields = {
 
 type GrantFields = Schema.Struct.Constructor<typeof grantFields>
 
-const normalizeTimes = (fields: GrantFields): GrantFields => ({
-  ...fields,
-  issuedAt: toEpochMillis(fields.issuedAt),
-  expiresAt: toEpochMillis(fields.expiresAt),
-  ...(fields.refreshTokenExpiresAt !== undefined
-    ? { refreshTokenExpiresAt: toEpochMillis(fields.refreshTokenExpiresAt) }
-    : {}),
-  ...(fields.refreshStartedAt !== undefined ? { refreshStartedAt: toEpochMillis(fields.refreshStartedAt) } : {})
-})
+// An optional time that is NaN is not known: absent.
+const known = (millis: number | undefined): millis is number => millis !== undefined && !Number.isNaN(millis)
+
+const normalizeTimes = (fields: GrantFields): GrantFields => {
+  const { refreshStartedAt, refreshTokenExpiresAt, ...rest } = fields
+  return {
+    ...rest,
+    issuedAt: toEpochMillis(fields.issuedAt),
+    expiresAt: toEpochMillis(fields.expiresAt),
+    ...(known(refreshTokenExpiresAt) ? { refreshTokenExpiresAt: toEpochMillis(refreshTokenExpiresAt) } : {}),
+    ...(known(refreshStartedAt) ? { refreshStartedAt: toEpochMillis(refreshStartedAt) } : {})
+  }
+}
 
 /**
  * A stored grant: what the engine needs to hand out an access token and to refresh it.
@@ -145,8 +151,9 @@ const normalizeTimes = (fields: GrantFields): GrantFields => ({
  * writer can never overwrite a newer refresh token.
  *
  * Every time in a grant is an `EpochMillis`: the constructor rounds each one down to a whole millisecond and clamps
- * it to [0, `maxEpochMillis`], so whatever a server sent (`"expires_in": 3599.1234567`, `1e16`) and whichever path
- * built the grant, every store can hold it. A write that failed after the server rotated would lose the rotation.
+ * it to [0, `maxEpochMillis`] (see `toEpochMillis`; an optional time that is `NaN` is dropped), so whatever a server
+ * sent (`"expires_in": 3599.1234567`, `1e16`) and whichever path built the grant, every store can hold it. A write
+ * that failed after the server rotated would lose the rotation.
  *
  * @since 0.1.0
  * @category models

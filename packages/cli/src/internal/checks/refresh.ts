@@ -125,6 +125,17 @@ export const check = (
           "Re-authorize to get a new grant for your service, and next time run --refresh with --store/--key so the rotated grant is written back."
       })
     }
+    if (response.ignored !== undefined && response.ignored.length > 0) {
+      findings.warnings.push({
+        note: `the response's ${response.ignored.join(", ")} ${
+          response.ignored.length === 1 ? "was" : "were"
+        } not usable (wrong type or value) and ignored: Renew kept the token pair and treated ${
+          response.ignored.length === 1 ? "it" : "them"
+        } as absent`,
+        remedy:
+          "Report it to the server's operators: RFC 6749 §5.1 wants expires_in as a number of seconds and scope and refresh_token as strings."
+      })
+    }
     if (response.expires_in === undefined) {
       findings.warnings.push({
         note: "the response has no expires_in: Renew assumes a 1 hour lifetime (defaultLifetime)",
