@@ -55,7 +55,8 @@ describe("Refresher", () => {
         // The rotated refresh token is the stored one, and it is live on the server.
         const stored = Option.getOrThrow(yield* (yield* TokenStore.TokenStore).get(KEY))
         assert.isTrue(endpoint.isActive(Redacted.value(stored.refreshToken!)))
-        assert.strictEqual(stored.version, 2)
+        // Seeded (1), refresh in flight (2), refreshed (3).
+        assert.strictEqual(stored.version, 3)
       }).pipe(Effect.provide(engine(endpoint)))
     }), 30_000)
 
@@ -144,7 +145,8 @@ describe("Refresher", () => {
         yield* Effect.sleep("350 millis")
         const c = yield* refresher.refresh(KEY)
         assert.strictEqual(endpoint.refreshRequests, 2)
-        assert.strictEqual(c.version, a.version + 1)
+        // The intent, then the refreshed grant.
+        assert.strictEqual(c.version, a.version + 2)
       }).pipe(Effect.provide(engine(endpoint, { refresher: { forcedRefreshCooldown: "300 millis" } })))
     }))
 
@@ -296,8 +298,9 @@ describe("Refresher", () => {
       let failWrites = false
       const store = TokenStore.TokenStore.of({
         ...inner,
+        // The refresh-in-flight intent is written; the answer is not.
         compareAndSet: (key, version, grant) =>
-          failWrites
+          failWrites && grant.refreshStartedAt === undefined
             ? Effect.fail(new RefreshError.StoreError({ operation: "compareAndSet", detail: "disk full" }))
             : inner.compareAndSet(key, version, grant)
       })

@@ -80,8 +80,13 @@ export const rereadsStore = (error: Errors.RefreshError): boolean =>
 
 /** Whether `decide` needs a verdict on the rejected refresh token (introspection or a known expiry). @internal */
 export const needsVerdict = (facts: Omit<FailureFacts, "verdict">): boolean =>
-  facts.error._tag === "InvalidGrant" && facts.error.reason === undefined && facts.recovering === undefined &&
-  facts.unknownOutcome === undefined && facts.attemptsSent > 0
+  recoveryUnsettled(facts) ||
+  (facts.error._tag === "InvalidGrant" && facts.error.reason === undefined && facts.recovering === undefined &&
+    facts.unknownOutcome === undefined && facts.attemptsSent > 0)
+
+/** The one recovery presentation (DU-4) ended without an outcome too. */
+const recoveryUnsettled = (facts: Omit<FailureFacts, "verdict">): boolean =>
+  facts.recovering !== undefined && facts.unknownOutcome !== undefined && facts.error._tag !== "InvalidGrant"
 
 /** The decision for one failed flight. @internal */
 export const decide = (facts: FailureFacts, settings: PolicySettings): FailureDecision => {
@@ -97,6 +102,11 @@ export const decide = (facts: FailureFacts, settings: PolicySettings): FailureDe
     replayUntil: undefined,
     replayBindsForced: false,
     serveStaleUntil: undefined
+  }
+  if (recoveryUnsettled(facts) && facts.verdict?.alive !== true) {
+    // Presenting the token a third time could only revoke the grant (reuse detection): it is lost, say so.
+    const lost = new Errors.InvalidGrant({ reason: "rotation_lost", lostAfter: facts.unknownOutcome! })
+    return { ...base, error: lost, intent: "clear", markReauth: "rotation_lost" }
   }
   switch (error._tag) {
     case "InvalidGrant": {

@@ -76,10 +76,12 @@ export const usable = (context: FlightContext, key: string, grant: Grant, trigge
   switch (trigger._tag) {
     case "due":
       return now < refreshAt(grant, context.skewMillis)
+    // A forced refresh (or a 401) may be answered with the stored grant, but never with an expired access token.
     case "rejected":
-      return Redacted.value(grant.accessToken) !== trigger.accessToken || context.guards.forcedRecently(key, now)
+      return now < grant.expiresAt &&
+        (Redacted.value(grant.accessToken) !== trigger.accessToken || context.guards.forcedRecently(key, now))
     case "forced":
-      return context.guards.forcedRecently(key, now)
+      return now < grant.expiresAt && context.guards.forcedRecently(key, now)
   }
 }
 
@@ -156,26 +158,22 @@ const refreshLocked = (context: FlightContext, locked: Locked): Effect.Effect<Gr
     if (refreshToken === undefined) return yield* new Errors.NoRefreshToken()
     const now = yield* Clock.currentTimeMillis
     if (trigger._tag !== "due") context.guards.noteForced(key, now)
-    // An earlier refresh without a recorded outcome: the server may have rotated this token (DU-4). A durable store
-    // says so with its intent; a memory store's process remembers it.
-    const earlier = current.refreshStartedAt !== undefined
-      ? context.unknownOutcomes.get(key) ?? "unrecorded"
-      : context.store.durability === "memory"
-      ? context.unknownOutcomes.get(key)
-      : undefined
+    // An earlier refresh without a recorded outcome (its intent is still there): the server may have rotated this
+    // token (DU-4). This process may know why it has none.
+    const earlier = current.refreshStartedAt !== undefined ? context.unknownOutcomes.get(key) ?? "unrecorded" : undefined
     if (earlier !== undefined) {
-      // Ask the server first if we can: an active token was not rotated, an inactive one was rotated away.
+      // Ask the server first if we can: a token it calls active was not rotated, and this is a plain refresh. Any
+      // other answer is settled by one presentation (a server with a reuse grace period still accepts it).
       const active = yield* detached(endpoint.introspect(refreshToken))
       if (Option.isNone(active) || !active.value.active) recovering = earlier
-      if (Option.isSome(active) && !active.value.active) return yield* new Errors.InvalidGrant({})
       if (recovering !== undefined) {
         yield* Effect.logWarning(
           `renew: an earlier refresh of this grant has no recorded outcome (${recovering}); retrying once with the stored refresh token`
         )
       }
     }
-    // A memory store dies with the process: nothing to recover after a crash, so no intent to record.
-    if (context.store.durability !== "memory") yield* intent.begin(key, current, held, now)
+    // Every store records the intent, a memory store too: engines sharing it must learn of an unknown outcome.
+    yield* intent.begin(key, current, held, now)
     return yield* exchange({
       endpoint,
       limiter: context.limiter,

@@ -130,6 +130,8 @@ export interface AuthServer {
   readonly accessToken: (value: string) => AccessTokenState | undefined
   /** Whether the server would accept this refresh token now. */
   readonly usable: (refreshToken: string) => boolean
+  /** Unconsumed and not revoked: the grant's live refresh token (a consumed one tolerated by a grace period is not). */
+  readonly active: (refreshToken: string) => boolean
   readonly refreshToken: (value: string) => RefreshTokenState | undefined
   /** A short, secret-free name for a token: `f3#2` (family 3, third refresh token). */
   readonly label: (token: string) => string
@@ -381,6 +383,10 @@ export const make = (config: ServerConfig, time: SimTime, faults: ReadonlyArray<
     },
     accessToken: (value) => accessTokens.get(value),
     usable,
+    active: (value: string) => {
+      const state = refreshTokens.get(value)
+      return state !== undefined && !state.family.revoked && state.status === "active"
+    },
     refreshToken: (value) => refreshTokens.get(value),
     label: (token) => refreshTokens.get(token)?.label ?? "unknown-token",
     crashed: (instance) => {

@@ -87,12 +87,15 @@ export const makeCrashAwareLocks = (): CrashAwareLocks => {
       }
     })
   return {
-    withLock: (instance) => (key, effect) =>
+    withLock: (instance) => (key, body) =>
       Effect.uninterruptibleMask((restore) => {
         const ticket: Ticket = { instance }
+        // A crash hands the lock on at once (a lease that expired): the crashed holder's lease is lost from then on.
+        const held = () => lockOf(key).holder === ticket
+        const lease = { confirm: Effect.sync(held), isLost: () => !held() }
         return restore(wait(key, ticket)).pipe(
           Effect.onInterrupt(() => Effect.sync(() => release(key, ticket))),
-          Effect.zipRight(restore(effect).pipe(Effect.ensuring(Effect.sync(() => release(key, ticket)))))
+          Effect.zipRight(restore(body(lease)).pipe(Effect.ensuring(Effect.sync(() => release(key, ticket)))))
         )
       }),
     crash: (instance) => {

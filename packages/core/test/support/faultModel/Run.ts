@@ -6,7 +6,9 @@
  *    or it is the single recovery of a rotation whose answer the client provably could not see (a timeout, a reset
  *    after the request was processed, a garbled 2xx, a crash). A token whose first presentation never reached the
  *    server was never consumed, so re-presenting it is fine by construction. Judged by the server, at arrival.
- * I2 no grant is marked `reauthRequired` while the server would still accept the refresh token the store holds.
+ * I2 no grant is marked `reauthRequired` while the refresh token the store holds is still live on the server (not
+ *    consumed, not revoked). A consumed token that a grace period still tolerates does not count: the grant's live
+ *    token is then its lost successor, and an engine not told of the grace cannot know it applies.
  * I3 no caller is handed an access token the server does not know or that is past its expiry.
  * I4 every failure a caller sees is one tagged error (`RefreshError`, or `EngineClosed` after shutdown): no
  *    defect, no interruption.
@@ -222,10 +224,10 @@ export const runHistory = (history: History): Effect.Effect<Outcome> => {
         const stored = yield* Effect.orDie(checker.get(key))
         if (Option.isSome(stored) && stored.value.reauthRequired !== undefined) {
           const rt = stored.value.refreshToken
-          if (rt !== undefined && server.usable(Redacted.value(rt))) {
+          if (rt !== undefined && server.active(Redacted.value(rt))) {
             fail(
               "I2",
-              `${key} was marked reauthRequired (${stored.value.reauthRequired}) while the server still accepts its refresh token ${
+              `${key} was marked reauthRequired (${stored.value.reauthRequired}) while its refresh token is still live on the server: ${
                 server.label(Redacted.value(rt))
               }`
             )
