@@ -57,7 +57,7 @@ const dropSchema = (schema: string) =>
 const untilBack = { times: 40, schedule: Schedule.spaced("50 millis") }
 
 if (postgres.available) {
-  TokenStoreSuite.suite("postgres", { open: open({ leaseTtl: "2 seconds" }), durability: "durable" })
+  TokenStoreSuite.suite("postgres", { open: open({ leaseTtl: "30 seconds" }), durability: "durable" })
 
   afterAll(() => Effect.runPromise(dropSchema(SCHEMA)))
 }

@@ -67,7 +67,7 @@ const privateServer = (args: ReadonlyArray<string>) =>
   )
 
 if (redis.available) {
-  TokenStoreSuite.suite("redis", { open: open({ leaseTtl: "2 seconds" }), durability: "best-effort" })
+  TokenStoreSuite.suite("redis", { open: open({ leaseTtl: "30 seconds" }), durability: "best-effort" })
 
   afterAll(async () => {
     const client = new Redis(Services.REDIS_URL)
