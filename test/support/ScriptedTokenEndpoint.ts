@@ -33,11 +33,14 @@ export type Step =
   /**
    * A normal token response from the built-in issuer, without checking the presented refresh token.
    * `expiresIn: null` omits the field; `extra` is merged over the standard fields. With `omitRefreshToken`
-   * no new refresh token is issued, so the presented one stays live (RFC 6749 §6: the client keeps it).
+   * no new refresh token is issued, so the presented one stays live (RFC 6749 §6: the client keeps it). With
+   * `withhold` the tokens are issued (the presented refresh token is rotated) at once but the answer is never sent
+   * (until close()): a server that processed the request while its client died, however late the client dies.
    */
   | {
     readonly kind: "issue"
     readonly delayMs?: number
+    readonly withhold?: boolean
     readonly expiresIn?: number | null
     readonly omitRefreshToken?: boolean
     readonly extra?: Record<string, unknown>
@@ -287,6 +290,10 @@ export const startScriptedTokenEndpoint = async (
           send(res, step.status, headers, JSON.stringify(step.body))
         })
       case "issue":
+        if (step.withhold === true) {
+          issue(form.refresh_token, form.scope ?? "read write", ttl, step.omitRefreshToken ?? false, step.extra ?? {})
+          return
+        }
         return later(step.delayMs ?? 0, () => {
           const expiresIn = step.expiresIn === undefined ? ttl : step.expiresIn
           const scope = form.scope ?? "read write"
