@@ -64,7 +64,8 @@ export const spawnChild = (env: Record<string, string>): FleetChild => {
       resolve(exitedWith)
     })
   )
-  const waitFor = (name: string, timeoutMs = 60_000) =>
+  // Generous: several children starting at once (tsx compiling them) can take a minute on a loaded machine.
+  const waitFor = (name: string, timeoutMs = 120_000) =>
     new Promise<ChildEvent>((resolve, reject) => {
       const check = () => {
         const found = events.find((event) => event.event === name)

@@ -133,7 +133,7 @@ export const killedHolder = (backend: LeaseBackend, key: string) =>
       yield* Effect.addFinalizer(() => Effect.sync(() => child.signal("SIGKILL")))
       yield* promise(() => child.waitFor("ready"))
       child.go()
-      yield* promise(() => endpoint.waitForRequests(1, 20_000))
+      yield* promise(() => endpoint.waitForRequests(1, 120_000))
       const inFlight = Option.getOrThrow(yield* store.get(key))
       assert.isDefined(inFlight.refreshStartedAt, "the child recorded its intent before calling the server")
       assert.isDefined(yield* backend.leaseOwner(key), "the child holds the lease")

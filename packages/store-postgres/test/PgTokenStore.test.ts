@@ -83,10 +83,10 @@ const backend: Scenarios.LeaseBackend = {
 
 describe.runIf(postgres.available)("PgTokenStore: leases and fencing", () => {
   it.scopedLive("a paused holder's lease is taken over; its late write is StaleWrite and its late release leaves the new lease intact (LK-1, FN-1, LK-3)", () =>
-    Scenarios.pausedHolder(backend, key("paused")), { timeout: 90_000 })
+    Scenarios.pausedHolder(backend, key("paused")), { timeout: 180_000 })
 
   it.scopedLive("a holder SIGKILLed mid-refresh is taken over within TTL + 2 retry intervals and the refresh completes (LK-2, DU-4)", () =>
-    Effect.tap(Scenarios.killedHolder(backend, key("killed")), (ms) => Effect.sync(() => console.log(`[LK-2] postgres takeover after ${ms} ms`))), { timeout: 90_000 })
+    Effect.tap(Scenarios.killedHolder(backend, key("killed")), (ms) => Effect.sync(() => console.log(`[LK-2] postgres takeover after ${ms} ms`))), { timeout: 180_000 })
 
   it.scopedLive("the lease is renewed while the body runs past its TTL (LK-3)", () => Scenarios.renewal(backend, key("renewal")))
 

@@ -100,7 +100,7 @@ describe("SQLite across processes", () => {
     } finally {
       await endpoint.close()
     }
-  }, 90_000)
+  }, 240_000)
 
   it("TokenManager accepts a SQLite file path, and a second manager resumes from it", async () => {
     const endpoint = await startScriptedTokenEndpoint({ clientId: "renew-test-client", clientSecret: SECRET })
@@ -198,7 +198,7 @@ describe("crash matrix", () => {
     const r = await crashAndRecover("lease-taken")
     assertRefreshed(r)
     await r.endpoint.close()
-  }, 90_000)
+  }, 180_000)
 
   it("killed after the request was sent (the server rotated): rotation_lost, never a silent loss", async () => {
     const r = await crashAndRecover("request-sent")
@@ -208,7 +208,7 @@ describe("crash matrix", () => {
     assert.strictEqual(error.reason, "rotation_lost")
     assert.strictEqual(r.stored.reauthRequired, "rotation_lost")
     await r.endpoint.close()
-  }, 90_000)
+  }, 180_000)
 
   it("killed after the response arrived but before it was committed: rotation_lost", async () => {
     const r = await crashAndRecover("outcome-received")
@@ -216,13 +216,13 @@ describe("crash matrix", () => {
     assert.strictEqual((r.outcome as Either.Left<any, any>).left.reason, "rotation_lost")
     assert.strictEqual(r.stored.reauthRequired, "rotation_lost")
     await r.endpoint.close()
-  }, 90_000)
+  }, 180_000)
 
   it("killed after committing but before releasing the lease: the survivor uses the committed grant", async () => {
     const r = await crashAndRecover("committed")
     assertRefreshed(r)
     assert.strictEqual(r.endpoint.refreshRequests, 1, "no second refresh")
     await r.endpoint.close()
-  }, 90_000)
+  }, 180_000)
 })
 
