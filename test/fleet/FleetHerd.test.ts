@@ -147,7 +147,7 @@ for (const backend of backends) {
         report(`${backend.kind}, scripted endpoint`, outcome, endpoint.refreshRequests)
         assert.strictEqual(endpoint.refreshRequests, 1, "exactly one token request across the fleet")
         assertEveryCallerServed(outcome, endpoint.lastIssued()!.accessToken)
-      }), { timeout: 60_000 })
+      }), { timeout: 240_000 })
 
     it.scopedLive("with rotation and reuse detection (oidc-provider): one token request, every caller served, the grant stays alive", () =>
       Effect.gen(function*() {
@@ -195,7 +195,7 @@ for (const backend of backends) {
         assert.isAbove(next.version, stored!.version)
         const introspection = yield* Effect.promise(() => server.introspect(Redacted.value(next.refreshToken!)))
         assert.isTrue(introspection.active)
-      }), { timeout: 60_000 })
+      }), { timeout: 240_000 })
   })
 }
 

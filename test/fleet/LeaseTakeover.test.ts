@@ -74,13 +74,13 @@ const backends: ReadonlyArray<Scenarios.LeaseBackend & { readonly available: boo
 for (const backend of backends) {
   describe.runIf(backend.available)(`lease takeover across processes: ${backend.kind}`, () => {
     it.scopedLive("a paused holder's lease is taken over; its late write is StaleWrite and its late release leaves the new lease intact (LK-1, FN-1, LK-3)", () =>
-      Scenarios.pausedHolder(backend, key("paused")), { timeout: 30_000 })
+      Scenarios.pausedHolder(backend, key("paused")), { timeout: 180_000 })
 
     it.scopedLive("a holder SIGKILLed mid-refresh is taken over within TTL + 2 retry intervals and the refresh completes (LK-2, DU-4)", () =>
       Effect.tap(
         Scenarios.killedHolder(backend, key("killed")),
         (ms) => Effect.sync(() => console.log(`[LK-2] ${backend.kind} takeover after ${ms} ms`))
-      ), { timeout: 30_000 })
+      ), { timeout: 180_000 })
   })
 }
 

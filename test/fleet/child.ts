@@ -11,8 +11,9 @@
  * RENEW_LEASE_TTL_MS   lease TTL (default 5000)
  * RENEW_MODE           herd: RENEW_CALLERS concurrent getAccessToken(RENEW_KEY) through a Refresher, then a result
  *                            (served callers, token fingerprints, error tags, elapsed ms, lock sequences started)
- *                      hold: take the grant's lock, read it, sleep RENEW_HOLD_MS, write it with compare-and-set on the
- *                            version read (access token "at_from_child"), release; each step is an event
+ *                      hold: take the grant's lock, read it, wait for a line "write" on stdin, write it with
+ *                            compare-and-set on the version read (access token "at_from_child"), release; each step is
+ *                            an event (the test decides when the write happens, not a timer racing it)
  * RENEW_KEY            the grant key
  * RENEW_TOKEN_URL, RENEW_CLIENT_ID, RENEW_CLIENT_SECRET, RENEW_AUTH_METHOD   the token endpoint (herd)
  * RENEW_CALLERS        callers (herd, default 1000)
@@ -60,15 +61,24 @@ const countingStore = Layer.effect(
   }))
 ).pipe(Layer.provide(storeLayer))
 
-const go = Effect.async<void>((resume) => {
-  const lines = Readline.createInterface({ input: process.stdin })
-  lines.on("line", (line) => {
-    if (line.trim() === "go") {
-      lines.close()
-      resume(Effect.void)
-    }
-  })
+/** Lines received on stdin, and who waits for which. */
+const received: Array<string> = []
+const waiting = new Map<string, () => void>()
+Readline.createInterface({ input: process.stdin }).on("line", (raw) => {
+  const line = raw.trim()
+  received.push(line)
+  waiting.get(line)?.()
+  waiting.delete(line)
 })
+
+/** Waits until the parent has sent `word` on a line of its own. */
+const line = (word: string) =>
+  Effect.async<void>((resume) => {
+    if (received.includes(word)) resume(Effect.void)
+    else waiting.set(word, () => resume(Effect.void))
+  })
+
+const go = line("go")
 
 const herd = Effect.gen(function*() {
   const refresher = yield* Refresher.Refresher
@@ -110,7 +120,6 @@ const herd = Effect.gen(function*() {
 
 const hold = Effect.gen(function*() {
   const store = yield* TokenStore.TokenStore
-  const holdMs = Number(env("RENEW_HOLD_MS", "2000"))
   emit({ event: "ready", pid: process.pid })
   yield* go
   yield* store.withLock(
@@ -119,7 +128,7 @@ const hold = Effect.gen(function*() {
       emit({ event: "acquired" })
       const grant = Option.getOrThrow(yield* store.get(key))
       emit({ event: "read", version: grant.version })
-      yield* Effect.sleep(Duration.millis(holdMs))
+      yield* line("write")
       // Fencing: what the holder knows about its lease before it writes (it writes anyway, to prove the CAS fence).
       const confirmed = yield* lease.confirm
       const written = yield* Effect.either(

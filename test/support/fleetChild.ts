@@ -22,6 +22,8 @@ export interface FleetChild {
   /** Resolves with the first event named `name` (rejects if the child exits first, or after `timeoutMs`). */
   readonly waitFor: (name: string, timeoutMs?: number) => Promise<ChildEvent>
   readonly go: () => void
+  /** Sends one line on the child's stdin ("write" tells a holder to write). */
+  readonly send: (line: string) => void
   readonly signal: (signal: NodeJS.Signals) => void
   /** Resolves with the exit code (or signal) once the child has exited. */
   readonly exited: Promise<number | string>
@@ -62,7 +64,8 @@ export const spawnChild = (env: Record<string, string>): FleetChild => {
       resolve(exitedWith)
     })
   )
-  const waitFor = (name: string, timeoutMs = 60_000) =>
+  // Generous: several children starting at once (tsx compiling them) can take a minute on a loaded machine.
+  const waitFor = (name: string, timeoutMs = 120_000) =>
     new Promise<ChildEvent>((resolve, reject) => {
       const check = () => {
         const found = events.find((event) => event.event === name)
@@ -91,6 +94,7 @@ export const spawnChild = (env: Record<string, string>): FleetChild => {
     stderr: () => stderr,
     waitFor,
     go: () => void child.stdin!.write("go\n"),
+    send: (line) => void child.stdin!.write(`${line}\n`),
     signal: (signal) => {
       if (exitedWith === undefined) child.kill(signal)
     },

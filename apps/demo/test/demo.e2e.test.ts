@@ -27,6 +27,12 @@ const GRANT_KEY = "demo-user"
 const FLAGS = ["--port", "0", "--access-token-ttl", "2", "--interval", "300ms", "--skew", "0.2"]
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/**
+ * How long to wait for something the demo does on its own (a story line, an exit, a span): far beyond what a quiet
+ * machine needs, so only a demo that never does it fails, not a loaded machine. Nothing asserts how long it took.
+ */
+const PATIENCE = 60_000
 const fingerprint = (token: string) => Crypto.createHash("sha256").update(token).digest("hex").slice(0, 16)
 
 /** A story line: `HH:MM:SS.mmm  category text`. */
@@ -70,7 +76,7 @@ class Demo {
       stdio: ["ignore", "pipe", "pipe"]
     })
     const demo = new Demo(child)
-    const [, port] = await demo.waitFor(/client service\s+http:\/\/127\.0\.0\.1:(\d+)/, 30_000)
+    const [, port] = await demo.waitFor(/client service\s+http:\/\/127\.0\.0\.1:(\d+)/, 2 * PATIENCE)
     demo.port = Number(port)
     demo.pid = Number((await demo.waitFor(/pid (\d+)/))[1])
     return demo
@@ -89,7 +95,7 @@ class Demo {
   }
 
   /** Waits until stdout (from `mark`) matches `pattern`. */
-  async waitFor(pattern: RegExp, timeoutMs = 10_000, mark = 0): Promise<RegExpExecArray> {
+  async waitFor(pattern: RegExp, timeoutMs = PATIENCE, mark = 0): Promise<RegExpExecArray> {
     const deadline = Date.now() + timeoutMs
     while (true) {
       const match = pattern.exec(this.out.slice(mark))
@@ -117,7 +123,7 @@ class Demo {
   }
 
   /** Waits until no process of the demo's process group is left. */
-  async groupGone(timeoutMs = 5_000): Promise<boolean> {
+  async groupGone(timeoutMs = PATIENCE): Promise<boolean> {
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline) {
       try {
@@ -200,23 +206,30 @@ describe("apps/demo (npm start)", () => {
     await demo.waitFor(/auth\s+new grant stored \(version 1\)/)
     const steady = demo.mark()
     const steadyStart = Date.now()
-    await sleep(18_000)
+    // Until nine refreshes (a 2 s token lives 1-2 s: several natural lifetimes), however long a loaded machine takes.
+    const refreshesSince = (mark: number) =>
+      demo.lines(mark).filter(([c, t]) => c === "refresh" && /^(due|forced|rejected-401): ok/.test(t))
+    while (refreshesSince(steady).length < 9) {
+      expect(Date.now() - steadyStart, "nine refreshes within the patience").toBeLessThan(2 * PATIENCE)
+      expect(demo.child.exitCode, "the demo is running").toBeNull()
+      await sleep(200)
+    }
     const steadyMillis = Date.now() - steadyStart
     const steadyLines = demo.lines(steady)
     const okCalls = steadyLines.filter(([c, t]) => c === "call" && /^#\d+ 200 OK/.test(t))
-    const refreshes = steadyLines.filter(([c, t]) => c === "refresh" && /^(due|forced|rejected-401): ok/.test(t))
+    const refreshes = refreshesSince(steady)
     expect(demo.failedCalls(steady)).toEqual([])
     expect(steadyLines.filter(([c, t]) => c === "refresh" && /FAILED/.test(t))).toEqual([])
-    expect(okCalls.length).toBeGreaterThan(steadyMillis / 1000) // ~3 per second
-    // A 2 s token lives 1-2 s (its expiry is whole seconds); Renew counts 1 s and refreshes 0.2 s before: about one
-    // refresh per second, never one per call.
-    expect(refreshes.length).toBeGreaterThanOrEqual(Math.floor(steadyMillis / 2000))
+    // A 2 s token lives 1-2 s (its expiry is whole seconds); Renew counts 1 s and refreshes 0.2 s before, from when it
+    // sent the request: never more often than every ~0.8 s (a slow machine only spaces refreshes out), and never one
+    // per call (calls come every 300 ms; most are served from the cache).
     expect(refreshes.length).toBeLessThanOrEqual(Math.ceil(steadyMillis / 700))
-    expect(refreshes.length).toBeLessThan(okCalls.length / 2)
+    expect(refreshes.length).toBeLessThan(okCalls.length)
 
     // The SQLite file holds the latest rotated refresh token, and the server says it is active.
+    // Three reads that must not straddle a refresh (one every ~0.8 s): tried until they do not, however slow.
     let checked = false
-    for (let attempt = 0; attempt < 10 && !checked; attempt++) {
+    for (const deadline = Date.now() + PATIENCE; !checked && Date.now() < deadline;) {
       const before = await demo.request("GET", "/admin/status")
       const stored = await readStoredGrant(dataDir)
       const after = await demo.request("GET", "/admin/status")
@@ -235,17 +248,17 @@ describe("apps/demo (npm start)", () => {
     // latency → still served
     let mark = demo.mark()
     await demo.request("POST", "/admin/chaos/latency?ms=700")
-    await demo.waitFor(/holding a token request for 700 ms/, 5_000, mark)
-    const slow = await demo.waitFor(/refresh\s+due: ok in ([\d.]+ (?:ms|s))/, 5_000, demo.lastEnd)
+    await demo.waitFor(/holding a token request for 700 ms/, PATIENCE, mark)
+    const slow = await demo.waitFor(/refresh\s+due: ok in ([\d.]+ (?:ms|s))/, PATIENCE, demo.lastEnd)
     expect(millisOf(slow[1]!)).toBeGreaterThanOrEqual(700)
     await demo.request("POST", "/admin/chaos/latency?ms=0")
-    await demo.waitFor(/call\s+#\d+ 200 OK/, 5_000, demo.mark())
+    await demo.waitFor(/call\s+#\d+ 200 OK/, PATIENCE, demo.mark())
     expect(demo.failedCalls(mark)).toEqual([])
 
     // a burst of 503s → retried with backoff, recovered
     mark = demo.mark()
     await demo.request("POST", "/admin/chaos/503?count=2")
-    await demo.waitFor(/refresh\s+due: ok after 3 attempts/, 8_000, mark)
+    await demo.waitFor(/refresh\s+due: ok after 3 attempts/, PATIENCE, mark)
     expect(demo.out.slice(mark)).toMatch(/token request → 503 Service Unavailable \(1 more to come\)/)
     expect(demo.out.slice(mark)).toMatch(/attempt 1 failed with ServerError, retrying in/)
     expect(demo.out.slice(mark)).toMatch(/attempt 2 failed with ServerError, retrying in/)
@@ -254,37 +267,37 @@ describe("apps/demo (npm start)", () => {
     // 429 with Retry-After → retried no sooner than asked
     mark = demo.mark()
     await demo.request("POST", "/admin/chaos/429?retry-after=1")
-    const limited = await demo.waitFor(/attempt 1 failed with RateLimited, retrying in ([\d.]+ (?:ms|s))/, 5_000, mark)
+    const limited = await demo.waitFor(/attempt 1 failed with RateLimited, retrying in ([\d.]+ (?:ms|s))/, PATIENCE, mark)
     expect(millisOf(limited[1]!)).toBeGreaterThanOrEqual(1000)
-    await demo.waitFor(/token request arrived [\d.]+ (?:ms|s) after the 429 \(Retry-After: 1 s, honoured\)/, 5_000, mark)
-    await demo.waitFor(/refresh\s+due: ok after 2 attempts/, 5_000, mark)
+    await demo.waitFor(/token request arrived [\d.]+ (?:ms|s) after the 429 \(Retry-After: 1 s, honoured\)/, PATIENCE, mark)
+    await demo.waitFor(/refresh\s+due: ok after 2 attempts/, PATIENCE, mark)
     expect(demo.failedCalls(mark)).toEqual([])
 
     // revoke → InvalidGrant with the re-authorize remedy; /admin/reauthorize recovers
     mark = demo.mark()
     await demo.request("POST", "/admin/chaos/revoke")
-    const revoked = await demo.waitFor(/refresh\s+\S+: FAILED InvalidGrant after \d+ attempts? in .*/, 5_000, mark)
+    const revoked = await demo.waitFor(/refresh\s+\S+: FAILED InvalidGrant after \d+ attempts? in .*/, PATIENCE, mark)
     expect(revoked[0]).toContain("The user must authorize again")
     expect(revoked[0]).toContain("POST /admin/reauthorize")
-    await demo.waitFor(/call\s+#\d+ FAILED InvalidGrant/, 5_000, mark)
+    await demo.waitFor(/call\s+#\d+ FAILED InvalidGrant/, PATIENCE, mark)
     expect((await demo.request("GET", "/admin/status")).grant.state).toBe("needs_reauthorization")
     mark = demo.mark()
     const reauthorized = await demo.request("POST", "/admin/reauthorize")
     expect(reauthorized.ok).toBe(true)
-    await demo.waitFor(/auth\s+new grant stored/, 5_000, mark)
-    await demo.waitFor(/call\s+#\d+ 200 OK/, 5_000, mark)
+    await demo.waitFor(/auth\s+new grant stored/, PATIENCE, mark)
+    await demo.waitFor(/call\s+#\d+ 200 OK/, PATIENCE, mark)
     expect((await demo.request("GET", "/admin/status")).grant.state).toBe("ok")
 
     // a rotated client secret → InvalidClient with the credentials remedy; restoring the secret recovers
     mark = demo.mark()
     await demo.request("POST", "/admin/chaos/rotate-secret")
-    const badClient = await demo.waitFor(/refresh\s+\S+: FAILED InvalidClient after 1 attempt in .*/, 5_000, mark)
+    const badClient = await demo.waitFor(/refresh\s+\S+: FAILED InvalidClient after 1 attempt in .*/, PATIENCE, mark)
     expect(badClient[0]).toContain("Check the client id and secret")
     expect((await demo.request("GET", "/admin/status")).grant.state).toBe("ok") // the grant is untouched
     await demo.request("POST", "/admin/chaos/restore-secret")
     mark = demo.mark()
-    await demo.waitFor(/refresh\s+due: ok/, 12_000, mark)
-    await demo.waitFor(/call\s+#\d+ 200 OK/, 5_000, mark)
+    await demo.waitFor(/refresh\s+due: ok/, PATIENCE, mark)
+    await demo.waitFor(/call\s+#\d+ 200 OK/, PATIENCE, mark)
 
     // the network to the authorization server cut → NetworkError, retried (served stale while the token is valid);
     // restoring the network recovers
@@ -292,24 +305,22 @@ describe("apps/demo (npm start)", () => {
     await demo.request("POST", "/admin/chaos/cut-network")
     await demo.waitFor(
       /refresh\s+due: (?:FAILED NetworkError after 1 attempt|failed with NetworkError after 1 attempt .* serving the still-valid access token)/,
-      8_000,
+      PATIENCE,
       mark
     )
     // A dropped connection may have reached the server: the same refresh token is not sent again within the refresh.
     expect(demo.out.slice(mark)).not.toMatch(/attempt 1 failed with NetworkError, retrying in/)
     mark = demo.mark()
     await demo.request("POST", "/admin/chaos/restore-network")
-    await demo.waitFor(/refresh\s+due: ok/, 8_000, mark)
-    await demo.waitFor(/call\s+#\d+ 200 OK/, 5_000, mark)
+    await demo.waitFor(/refresh\s+due: ok/, PATIENCE, mark)
+    await demo.waitFor(/call\s+#\d+ 200 OK/, PATIENCE, mark)
     await collectSecrets()
 
     // --- 3. Ctrl-C: SIGINT to the whole process group, as a terminal sends it ------------------------------------
     const refreshLines = demo.lines().filter(([c, t]) => c === "refresh" && /: ok/.test(t)).length
-    const stopping = Date.now()
     process.kill(-demo.child.pid!, "SIGINT")
-    const exit = await Promise.race([demo.exited, sleep(10_000).then(() => undefined)])
-    expect(exit).toBeDefined()
-    expect(Date.now() - stopping).toBeLessThan(5_000)
+    const exit = await Promise.race([demo.exited, sleep(PATIENCE).then(() => undefined)])
+    expect(exit, "the demo stopped on SIGINT").toBeDefined()
     // npm re-raises the SIGINT it received itself; the demo's own clean exit is its last line.
     expect(exit!.code === 0 || exit!.signal === "SIGINT").toBe(true)
     expect(demo.out.trimEnd()).toMatch(/demo\s+stopped cleanly$/)
@@ -318,7 +329,7 @@ describe("apps/demo (npm start)", () => {
     // Every refresh was a trace at the OTLP receiver (flushed on shutdown), as service "renew-demo".
     const spans = await receiver.waitForSpans(
       (all) => all.filter((span) => span.name === "renew.refresh").length >= refreshLines,
-      5_000
+      PATIENCE
     )
     const refreshSpans = spans.filter((span) => span.name === "renew.refresh")
     expect(refreshSpans.every((span) => span.serviceName === "renew-demo")).toBe(true)
@@ -333,8 +344,8 @@ describe("apps/demo (npm start)", () => {
     expect(again.out).toContain("docker compose -f apps/demo/docker-compose.yml up")
     await again.waitFor(/auth\s+resumed grant version \d+ from .*renew-grants\.sqlite: no new authorization/)
     const resumed = again.mark()
-    await again.waitFor(/refresh\s+due: ok/, 5_000, resumed)
-    await again.waitFor(/call\s+#\d+ 200 OK/, 5_000, resumed)
+    await again.waitFor(/refresh\s+due: ok/, PATIENCE, resumed)
+    await again.waitFor(/call\s+#\d+ 200 OK/, PATIENCE, resumed)
     const status = await again.request("GET", "/admin/status")
     expect(status.authServer.restoredFromDataDir).toBe(true)
     expect(status.authServer.tokenRequests.authorizationCode).toBe(0)
@@ -344,11 +355,9 @@ describe("apps/demo (npm start)", () => {
     expect(again.failedCalls(0)).toEqual([])
 
     // SIGINT to the demo process itself (as a process manager sends it): `npm start` exits 0.
-    const stoppingAgain = Date.now()
     process.kill(again.pid, "SIGINT")
-    const exitAgain = await Promise.race([again.exited, sleep(10_000).then(() => undefined)])
+    const exitAgain = await Promise.race([again.exited, sleep(PATIENCE).then(() => undefined)])
     expect(exitAgain).toEqual({ code: 0, signal: null })
-    expect(Date.now() - stoppingAgain).toBeLessThan(5_000)
     expect(again.out.trimEnd()).toMatch(/demo\s+stopped cleanly$/)
     expect(await again.groupGone()).toBe(true)
     await collectSecrets()
@@ -366,6 +375,5 @@ describe("apps/demo (npm start)", () => {
       `demo e2e: steady ${(steadyMillis / 1000).toFixed(1)} s: ${okCalls.length} calls, 0 failed, ${refreshes.length} refreshes; ` +
         `${refreshSpans.length} renew.refresh spans exported; ${secrets.size} tokens/secrets checked; total ${(took / 1000).toFixed(1)} s`
     )
-    expect(took).toBeLessThan(85_000)
-  }, 88_000)
+  }, 10 * PATIENCE)
 })

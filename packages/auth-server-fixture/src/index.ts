@@ -13,6 +13,7 @@ import type { ClientInstance, default as ProviderClass, errors as providerErrors
 import { MemoryAdapterStore, UnboundedMemoryAdapter } from "./MemoryAdapter.js"
 
 export { MemoryAdapterStore, UnboundedMemoryAdapter, type AdapterPayload } from "./MemoryAdapter.js"
+export { eventually, type EventuallyOptions, untilPast } from "./eventually.js"
 
 export interface AuthServerOptions {
   /** default 0 (an ephemeral port) */
@@ -65,6 +66,13 @@ export interface AuthServer {
   obtainGrant(options?: { readonly client?: FixtureClient; readonly scope?: string }): Promise<ObtainedGrant>
   /** RFC 7662 introspection, authenticated as `client` (default basic); rejects on a non-200 answer */
   introspect(token: string, client?: FixtureClient): Promise<{ active: boolean } & Record<string, unknown>>
+  /**
+   * When the server expires an access or refresh token it issued, in epoch milliseconds, as it recorded on issuing
+   * it; `undefined` for a token it did not issue. Unlike introspection, which answers a bare `{ active: false }` once
+   * the token has expired, this stays known afterwards: with a 1 s TTL a token can expire within a millisecond of
+   * being issued (oidc-provider counts whole seconds), so a test must not depend on asking before it does.
+   */
+  expiryOf(token: string): number | undefined
   /** RFC 7009 revocation, authenticated as `client` (default basic); revokes the whole grant; rejects on non-200 */
   revoke(token: string, client?: FixtureClient): Promise<void>
   /** token-endpoint requests that reached the server, by grant_type, counted before oidc-provider handles them */
@@ -92,6 +100,9 @@ const ROUTES = {
   callback: "/cb"
 } as const
 const MAX_REDIRECTS = 20
+/** How many token expiries `expiryOf` remembers (the oldest are forgotten first), so a long-running demo stays bounded. */
+const MAX_REMEMBERED_EXPIRIES = 10_000
+const EXPIRING_MODELS: ReadonlySet<string> = new Set(["AccessToken", "RefreshToken"])
 
 interface PolicyClient {
   readonly clientId: string
@@ -275,8 +286,22 @@ export const startAuthServer = async (options: AuthServerOptions = {}): Promise<
   })
 
   const store = new MemoryAdapterStore()
+  // Opaque tokens are stored under their value (the jti), with `exp` in epoch seconds in the payload.
+  const expiries = new Map<string, number>()
+  class RecordingAdapter extends UnboundedMemoryAdapter {
+    override async upsert(id: string, payload: Record<string, unknown>, expiresIn?: number): Promise<void> {
+      const exp = payload["exp"]
+      if (EXPIRING_MODELS.has(this.model) && typeof exp === "number") {
+        expiries.delete(id)
+        expiries.set(id, exp * 1000)
+        const oldest = expiries.keys().next()
+        if (expiries.size > MAX_REMEMBERED_EXPIRIES && oldest.done !== true) expiries.delete(oldest.value)
+      }
+      return super.upsert(id, payload, expiresIn)
+    }
+  }
   const configuration = {
-    adapter: (model: string) => new UnboundedMemoryAdapter(model, store, clockTolerance),
+    adapter: (model: string) => new RecordingAdapter(model, store, clockTolerance),
     jwks: { keys: [jwk] },
     clients: [
       clientMetadata(BASIC_CLIENT_ID, secrets.basic, "client_secret_basic"),
@@ -515,6 +540,7 @@ export const startAuthServer = async (options: AuthServerOptions = {}): Promise<
     scopes: SCOPES,
     obtainGrant,
     introspect,
+    expiryOf: (token) => expiries.get(token),
     revoke,
     get tokenRequests() {
       return { refresh: counters.refresh, authorizationCode: counters.authorizationCode }

@@ -5,7 +5,8 @@ import {
   type FixtureClient,
   MemoryAdapterStore,
   startAuthServer,
-  UnboundedMemoryAdapter
+  UnboundedMemoryAdapter,
+  untilPast
 } from "../src/index.js"
 
 const withServer = async (options: AuthServerOptions, body: (server: AuthServer) => Promise<void>): Promise<void> => {
@@ -171,12 +172,27 @@ it("short TTLs expire for real (clockTolerance 0): userinfo 401, refresh invalid
   await withServer({ accessTokenTtlSeconds: 1, refreshTokenTtlSeconds: 1 }, async (server) => {
     const grant = await server.obtainGrant()
     expect(grant.expiresIn).toBe(1)
-    await new Promise((resolve) => setTimeout(resolve, 2_100))
+    // Until the server's recorded expiries are past (however late this runs), not for a guessed time.
+    const expiries = [server.expiryOf(grant.accessToken), server.expiryOf(grant.refreshToken)]
+    for (const expiry of expiries) expect(expiry).toEqual(expect.any(Number))
+    await untilPast(Math.max(...expiries.map(Number)))
     const userinfo = await fetch(server.userinfoEndpoint, { headers: { authorization: `Bearer ${grant.accessToken}` } })
     expect(userinfo.status).toBe(401)
     expect(await userinfo.json()).toEqual({ error: "invalid_token", error_description: "invalid token provided" })
     expect((await refresh(server, grant.refreshToken)).body["error"]).toBe("invalid_grant")
     expect(await server.introspect(grant.refreshToken)).toEqual({ active: false })
+  })
+})
+
+it("expiryOf: the expiry the server recorded for a token it issued, the one introspection reports", async () => {
+  await withServer({ accessTokenTtlSeconds: 30 }, async (server) => {
+    const grant = await server.obtainGrant()
+    for (const token of [grant.accessToken, grant.refreshToken]) {
+      const { active, exp } = await server.introspect(token)
+      expect(active).toBe(true)
+      expect(server.expiryOf(token)).toBe(Number(exp) * 1000)
+    }
+    expect(server.expiryOf("not-a-token-this-server-issued")).toBeUndefined()
   })
 })
 

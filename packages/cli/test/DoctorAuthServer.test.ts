@@ -3,7 +3,7 @@
  * Every misconfiguration must be diagnosed by name: the failing check, and a remedy that says what to fix. No
  * secret (client secrets, refresh and access tokens) may appear in any output, stdout or stderr, table or JSON.
  */
-import { type AuthServer, type ObtainedGrant, startAuthServer } from "@renew/auth-server-fixture"
+import { type AuthServer, eventually, type ObtainedGrant, startAuthServer, untilPast } from "@renew/auth-server-fixture"
 import * as Redacted from "effect/Redacted"
 import { randomBytes } from "node:crypto"
 import { join } from "node:path"
@@ -231,10 +231,16 @@ describe("an expired refresh token (refresh-token TTL 1 s)", () => {
 
   it("refresh-token FAIL named expired (the store knows its expiry), or expired-or-revoked (it does not)", async () => {
     const grant = await grantOf(shortLived)
-    const exp = (await shortLived.introspect(grant.refreshToken)).exp as number
+    // The server's own record of the expiry. Introspecting for it would race the token's lifetime, which is anywhere
+    // from 0 to 1 s (whole seconds): once expired, introspection answers a bare { active: false }, no exp.
+    const expiresAt = shortLived.expiryOf(grant.refreshToken)
+    assert.isDefined(expiresAt)
     const store = join(dir.path, "expired.db")
-    await seedStore(store, "k", { ...grant, refreshTokenExpiresAt: exp * 1000 })
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, exp * 1000 + 150 - Date.now())))
+    await seedStore(store, "k", { ...grant, refreshTokenExpiresAt: expiresAt })
+    // Wait for the state the check needs, however long that takes: the recorded expiry is past, the server agrees.
+    await untilPast(expiresAt)
+    await eventually("the server to call the refresh token inactive", async () =>
+      !(await shortLived.introspect(grant.refreshToken)).active)
     const env = { RENEW_CLIENT_SECRET: shortLived.clients.basic.clientSecret }
     const base = ["--issuer", shortLived.issuer, "--client-id", shortLived.clients.basic.clientId]
 
@@ -389,16 +395,24 @@ describe("rotation races", () => {
   it("a refresh that died after the server rotated: refresh-token FAIL says so, inspect shows it interrupted", async () => {
     const grant = await grantOf(server)
     const store = join(dir.path, "crash.db")
-    await seedStore(store, "k", { ...grant, refreshStartedAt: Date.now() - 90_000 })
+    const startedAt = Date.now() - 90_000
+    await seedStore(store, "k", { ...grant, refreshStartedAt: startedAt })
     await refreshElsewhere(grant.refreshToken)
     const { report } = record(
       await doctorJson(["--issuer", server.issuer, "--client-id", server.clients.basic.clientId, "--store", store, "--key", "k"], {
         env: basicEnv()
       })
     )
+    const elapsed = Date.now() - startedAt
     assert.strictEqual(report.summary.firstFailure, "refresh-token", statuses(report))
-    assert.include(check(report, "refresh-token").evidence, "probably rotated by a refresh that never stored its result")
-    assert.include(check(report, "refresh-token").evidence, "1m 30s ago")
+    const evidence = check(report, "refresh-token").evidence
+    assert.include(evidence, "probably rotated by a refresh that never stored its result")
+    // 1m 30s ago, plus however long this test took to get there (seconds, rounded): not a fixed string.
+    const ago = /a refresh started (\d+)m(?: (\d+)s)? ago/.exec(evidence)
+    assert.isNotNull(ago, evidence)
+    const seconds = Number(ago![1]) * 60 + Number(ago![2] ?? 0)
+    assert.isAtLeast(seconds, 90, evidence)
+    assert.isAtMost(seconds, Math.round(elapsed / 1000), evidence)
     const inspected = record(await runRenew(["inspect", "--store", store, "--json"]))
     assert.deepInclude(JSON.parse(inspected.stdout).grants[0], { status: "refresh_interrupted" })
   })

@@ -39,7 +39,11 @@ afterAll(() => server?.close())
 it("renew doctor as a process: exit 0 when healthy, 2 with a wrong secret; JSON on stdout; no secret printed", async () => {
   const [good, bad] = await Promise.all([server.obtainGrant(), server.obtainGrant()])
   const wrong = "not-the-secret-0123456789"
-  const args = ["doctor", "--issuer", server.issuer, "--client-id", server.clients.basic.clientId, "--refresh-token-stdin", "--json"]
+  // A generous per-check timeout: two `npx tsx` processes starting at once on a loaded machine are slow to answer.
+  const args = [
+    "doctor", "--issuer", server.issuer, "--client-id", server.clients.basic.clientId, "--refresh-token-stdin", "--json",
+    "--timeout", "60"
+  ]
   const [healthy, failing] = await Promise.all([
     renew(args, { env: { RENEW_CLIENT_SECRET: server.clients.basic.clientSecret }, stdin: `${good.refreshToken}\n` }),
     renew(args, { env: { RENEW_CLIENT_SECRET: wrong }, stdin: `${bad.refreshToken}\n` })
@@ -60,4 +64,6 @@ it("renew doctor as a process: exit 0 when healthy, 2 with a wrong secret; JSON 
     bad.refreshToken,
     bad.accessToken
   ])
-})
+  // Starting `npx tsx` twice takes seconds on a quiet machine and a minute or more on a loaded one: the timeout only
+  // bounds a hang.
+}, 240_000)

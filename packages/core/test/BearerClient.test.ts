@@ -91,7 +91,8 @@ describe("BearerClient", () => {
         const many = yield* Effect.all(Array.from({ length: 20 }, () => client.get(api.url)), { concurrency: 5 })
         assert.isTrue(many.every((r) => r.status === 401))
         assert.strictEqual(endpoint.refreshRequests, 1, "the forced-refresh cooldown absorbs the storm")
-      }).pipe(Effect.provide(Layer.merge(engine(endpoint), NodeHttpClient.layerUndici)))
+        // A cooldown far longer than any stall: the storm is absorbed by the rule, not by how fast this runs.
+      }).pipe(Effect.provide(Layer.merge(engine(endpoint, { refresher: { forcedRefreshCooldown: "1 hour" } }), NodeHttpClient.layerUndici)))
     }))
 
   it.scopedLive("a dead grant surfaces as the typed refresh error", () =>

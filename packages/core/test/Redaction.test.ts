@@ -166,7 +166,7 @@ const observedRun = (row: (typeof errorTable)[number]) => {
 for (const [layerName, layer] of layers) {
   describe(`no canary leaks (${layerName})`, () => {
     for (const row of errorTable) {
-      it.live(row.name, () =>
+      it.effect(row.name, () =>
         Effect.gen(function*() {
           const { exit, logs, requests, spans } = yield* observedRun(row)
 

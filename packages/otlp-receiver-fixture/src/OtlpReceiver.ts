@@ -397,13 +397,13 @@ export const startOtlpReceiver = async (): Promise<OtlpReceiver> => {
         .map((r) => `${r.body.toString("latin1")}\n${r.body.toString("utf8")}\n${JSON.stringify(r.decoded)}`)
         .join("\n"),
     latestMetric: (name) => latest(name),
-    waitForSpans: (predicate, timeoutMs = 5000) =>
+    waitForSpans: (predicate, timeoutMs = 30_000) =>
       waitFor(
         () => (predicate(spans) ? spans.slice() : undefined),
         timeoutMs,
         () => `spans (got ${spans.length}: ${spans.map((s) => s.name).join(", ")})`
       ),
-    waitForMetric: (name, predicate = () => true, timeoutMs = 5000) =>
+    waitForMetric: (name, predicate = () => true, timeoutMs = 30_000) =>
       waitFor(
         () => latest(name, predicate),
         timeoutMs,

@@ -34,11 +34,14 @@ export type Step =
   /**
    * A normal token response from the built-in issuer, without checking the presented refresh token.
    * `expiresIn: null` omits the field; `extra` is merged over the standard fields. With `omitRefreshToken`
-   * no new refresh token is issued, so the presented one stays live (RFC 6749 §6: the client keeps it).
+   * no new refresh token is issued, so the presented one stays live (RFC 6749 §6: the client keeps it). With
+   * `withhold` the tokens are issued (the presented refresh token is rotated) at once but the answer is never sent
+   * (until close()): a server that processed the request while its client died, however late the client dies.
    */
   | {
     readonly kind: "issue"
     readonly delayMs?: number
+    readonly withhold?: boolean
     readonly expiresIn?: number | null
     readonly omitRefreshToken?: boolean
     readonly extra?: Record<string, unknown>
@@ -112,7 +115,10 @@ export interface ScriptedTokenEndpoint {
   /** How many grant_type=refresh_token requests presented `refreshToken`. */
   presentations(refreshToken: string): number
   setLatency(ms: number): void
-  /** Resolves once at least `count` requests have been recorded (rejects after timeoutMs, default 5000). */
+  /**
+   * Resolves once at least `count` requests have been recorded (rejects after timeoutMs, default 30 000: generous, it
+   * only bounds a hang; a loaded machine can be slow to send).
+   */
   waitForRequests(count: number, timeoutMs?: number): Promise<void>
   /** Closes the server AND destroys all open sockets, including hung ones. Idempotent. */
   close(): Promise<void>
@@ -348,6 +354,11 @@ export const startScriptedTokenEndpoint = async (
           send(res, step.status, headers, JSON.stringify(step.body))
         })
       case "issue":
+        if (step.withhold === true) {
+          const expiresIn = step.expiresIn === undefined ? ttl : step.expiresIn
+          issue(form.refresh_token, form.scope ?? "read write", expiresIn, step.omitRefreshToken ?? false, step.extra ?? {})
+          return
+        }
         return later(step.delayMs ?? 0, () => {
           const expiresIn = step.expiresIn === undefined ? ttl : step.expiresIn
           const scope = form.scope ?? "read write"
@@ -408,7 +419,7 @@ export const startScriptedTokenEndpoint = async (
   })
   const port = (server.address() as AddressInfo).port
 
-  const waitForRequests = (count: number, timeoutMs = 5000) =>
+  const waitForRequests = (count: number, timeoutMs = 30_000) =>
     new Promise<void>((resolve, reject) => {
       if (requests.length >= count) return resolve()
       const timer = setTimeout(() => {

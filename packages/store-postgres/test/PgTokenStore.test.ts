@@ -53,13 +53,14 @@ const grant = (accessToken: string) =>
 const dropSchema = (schema: string) =>
   Effect.ignore(Effect.scoped(Effect.flatMap(admin, (sql) => sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))))
 
-const untilBack = { times: 40, schedule: Schedule.spaced("50 millis") }
+/** Polls a store that is coming back, for up to 20 s: generous, a loaded machine reconnects slowly. */
+const untilBack = { times: 400, schedule: Schedule.spaced("50 millis") }
 
 if (postgres.available) {
   TokenStoreSuite.suite("postgres", {
-    open: open({ leaseTtl: "2 seconds" }),
+    open: open({ leaseTtl: "30 seconds" }),
     durability: "durable",
-    lease: { ttlMillis: 2000, renewEveryMillis: 666, waitMillis: 4000 }
+    lease: { ttlMillis: 30_000, renewEveryMillis: 10_000, waitMillis: 60_000 }
   })
 
   LeaseSuite.suite("postgres", {
@@ -208,7 +209,7 @@ describe.runIf(postgres.available)("PgTokenStore: connection drops", () => {
                              WHERE application_name = ${app} AND wait_event_type = 'Lock'`,
             (rows) => (rows[0]!.n > 0 ? Effect.void : Effect.fail("not blocked yet"))
           ),
-          { times: 100, schedule: Schedule.spaced("20 millis") }
+          { times: 1000, schedule: Schedule.spaced("20 millis") }
         )
         const error = yield* Fiber.join(write)
         yield* Fiber.interrupt(holder)

@@ -3,7 +3,7 @@ import { Token } from "@renew/core"
 import { SqliteTokenStore } from "@renew/store-sqlite"
 import { LeaseSuite, SealingSuite, TokenStoreSuite } from "@renew/store-testkit"
 import Sqlite from "better-sqlite3"
-import { Effect, Option, Redacted } from "effect"
+import { Clock, Deferred, Effect, Fiber, Option, Redacted, TestClock } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -13,9 +13,9 @@ const suiteFile = Path.join(tempDir(), "conformance.db")
 
 TokenStoreSuite.suite("sqlite", {
   // Each open() is its own connection to the same file, like another process.
-  open: SqliteTokenStore.make({ filename: suiteFile, leaseTtl: "2 seconds" }),
+  open: SqliteTokenStore.make({ filename: suiteFile, leaseTtl: "30 seconds" }),
   durability: "durable",
-  lease: { ttlMillis: 2000, renewEveryMillis: 666, waitMillis: 4000 }
+  lease: { ttlMillis: 30_000, renewEveryMillis: 10_000, waitMillis: 60_000 }
 })
 
 /** The suite's file opened directly, as another process (or someone with write access) would. */
@@ -70,28 +70,43 @@ describe("SqliteTokenStore", () => {
       assert.isTrue(Fs.existsSync(`${file}-wal`))
     }))
 
-  it.scopedLive("a lease whose holder stopped renewing is taken over after the TTL; its late release changes nothing (LK-1, LK-2)", () =>
+  // The lease clock is Effect's Clock (SqliteTokenStore reads no other time), so this runs on the TestClock: a loaded
+  // machine cannot stall a renewal past the TTL, and "after the TTL" is exact.
+  it.scoped("a lease whose holder stopped renewing is taken over after the TTL; its late release changes nothing (LK-1, LK-2)", () =>
     Effect.gen(function*() {
       const file = Path.join(tempDir(), "lease.db")
       const a = yield* SqliteTokenStore.make({ filename: file, leaseTtl: "300 millis", lockWaitTimeout: "5 seconds" })
       const b = yield* SqliteTokenStore.make({ filename: file, leaseTtl: "300 millis", lockWaitTimeout: "5 seconds" })
       // Simulate a holder that froze (a paused process): it wrote a lease and never renews or releases it.
       const raw = new Sqlite(file)
-      raw.prepare("INSERT INTO renew_leases (key, owner, expires_at) VALUES (?, ?, ?)").run("k", "frozen", Date.now() + 300)
-      const started = Date.now()
-      yield* b.withLock("k", () => Effect.gen(function*() {
-        const waited = Date.now() - started
-        assert.isAtLeast(waited, 250, "waited for the frozen lease to expire")
-        assert.isBelow(waited, 2000)
-        // The frozen holder wakes up and releases "its" lease: owner-checked, so B keeps it.
-        raw.prepare("DELETE FROM renew_leases WHERE key = ? AND owner = ?").run("k", "frozen")
-        const owner = raw.prepare("SELECT owner FROM renew_leases WHERE key = ?").get("k") as { owner: string }
-        assert.notStrictEqual(owner.owner, "frozen")
-        // And A cannot get in while B holds it.
-        const blocked = yield* a.withLock("k", () => Effect.void).pipe(Effect.timeout("150 millis"), Effect.option)
-        assert.isTrue(Option.isNone(blocked))
-      }))
-      raw.close()
+      yield* Effect.addFinalizer(() => Effect.sync(() => raw.close()))
+      const start = yield* Clock.currentTimeMillis
+      raw.prepare("INSERT INTO renew_leases (key, owner, expires_at) VALUES (?, ?, ?)").run("k", "frozen", start + 300)
+      const bIn = yield* Deferred.make<number>()
+      const bDone = yield* Deferred.make<void>()
+      const holder = yield* Effect.fork(b.withLock("k", () => Effect.gen(function*() {
+        yield* Deferred.succeed(bIn, yield* Clock.currentTimeMillis)
+        yield* Deferred.await(bDone)
+      })))
+      yield* TestClock.adjust(299)
+      assert.isFalse(yield* Deferred.isDone(bIn), "B waits while the frozen lease runs")
+      // A waiter never sleeps past the holder's expiry by more than 10 ms of jitter.
+      yield* TestClock.adjust(20)
+      assert.isAtLeast(yield* Deferred.await(bIn), start + 300, "B got in once the frozen lease had expired")
+      // The frozen holder wakes up and releases "its" lease: owner-checked, so B keeps it.
+      raw.prepare("DELETE FROM renew_leases WHERE key = ? AND owner = ?").run("k", "frozen")
+      const owner = raw.prepare("SELECT owner FROM renew_leases WHERE key = ?").get("k") as { owner: string }
+      assert.notStrictEqual(owner.owner, "frozen")
+      // And A cannot get in while B holds it, however long that is: B renews its lease.
+      const aIn = yield* Deferred.make<void>()
+      const waiter = yield* Effect.fork(a.withLock("k", () => Deferred.succeed(aIn, undefined)))
+      yield* TestClock.adjust("4 seconds")
+      assert.isFalse(yield* Deferred.isDone(aIn), "A got in while B held the lease")
+      yield* Deferred.succeed(bDone, undefined)
+      yield* Fiber.join(holder)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(waiter)
+      assert.isTrue(yield* Deferred.isDone(aIn), "A got in once B released")
     }))
 
   it.scopedLive("encrypts token columns at rest; a wrong key is a clear StoreError; key rotation keeps old rows readable", () =>

@@ -13,8 +13,9 @@
  *   leaves the new holder's lease alone.
  * - A waiter gives up with `LockTimeout` after the lock wait.
  *
- * Timing: TTLs are short (300 ms) and conditions are polled with generous deadlines; no wall-clock bound is asserted
- * tighter than a second.
+ * Timing: a loaded machine must not fail any of this. TTLs are long enough that a stall of a second cannot lapse a
+ * lease that is renewed, nor make a per-call timeout (a third of the TTL) fire; conditions are polled with generous
+ * deadlines; the only wall-clock bounds asserted are far from what they tell apart.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Refresher, TokenEndpoint, TokenStore } from "@renew/core"
@@ -39,8 +40,8 @@ export interface LeaseSuiteOptions<E> {
   readonly leaseOwner: (key: string) => Effect.Effect<string | undefined, unknown, Scope.Scope>
 }
 
-/** Polls `condition` every 20 ms until it holds; fails the test after `seconds`. */
-const eventually = (what: string, condition: () => boolean, seconds = 10) =>
+/** Polls `condition` every 20 ms until it holds; fails the test after `seconds` (generous: it only bounds a hang). */
+const eventually = (what: string, condition: () => boolean, seconds = 30) =>
   Effect.gen(function*() {
     const deadline = Date.now() + seconds * 1000
     while (!condition()) {
@@ -91,8 +92,10 @@ export const suite = <E>(name: string, options: LeaseSuiteOptions<E>): void => {
 
     it.scopedLive("confirm is true while the lease is held, and a held lease outlives 3 × TTL through renewal", () =>
       Effect.gen(function*() {
-        const ttl = 300
-        const [a, b] = [yield* open({ ttlMillis: ttl }), yield* open({ ttlMillis: ttl, lockWaitMillis: 10_000 })]
+        // Renewed every 500 ms, the lease keeps a second to spare: a stall shorter than that cannot lapse it.
+        const ttl = 1500
+        // The waiter waits as long as it takes the holder (4 × TTL, slower on a loaded machine), and then some.
+        const [a, b] = [yield* open({ ttlMillis: ttl }), yield* open({ ttlMillis: ttl, lockWaitMillis: 60_000 })]
         const key = uniqueKey("renewal")
         let aHolding = false
         let bEnteredWhileAHeld = false
@@ -121,7 +124,9 @@ export const suite = <E>(name: string, options: LeaseSuiteOptions<E>): void => {
 
     it.scopedLive("a lapsed lease is lost even if nobody took it: the background renewal finds it (isLost), confirm says false", () =>
       Effect.gen(function*() {
-        const store = yield* open({ ttlMillis: 300 })
+        // The lease lapses because this test says so (expireLease), not by waiting; the TTL only sets how often the
+        // renewal looks (every 500 ms), and keeps the per-call timeout far from a slow answer.
+        const store = yield* open({ ttlMillis: 1500 })
         const key = uniqueKey("lapsed")
         yield* store.withLock(key, (lease) =>
           Effect.gen(function*() {
@@ -134,7 +139,8 @@ export const suite = <E>(name: string, options: LeaseSuiteOptions<E>): void => {
 
     it.scopedLive("fencing: once the lapsed lease is taken, the old holder's confirm is false, its write with the version it holds is StaleWrite, and its release leaves the new lease intact", () =>
       Effect.gen(function*() {
-        const [a, b] = [yield* open({ ttlMillis: 300 }), yield* open({ ttlMillis: 300, lockWaitMillis: 10_000 })]
+        // As above: the old holder's lease lapses by expireLease; the TTL only paces its renewal.
+        const [a, b] = [yield* open({ ttlMillis: 1500 }), yield* open({ ttlMillis: 1500, lockWaitMillis: 30_000 })]
         const key = uniqueKey("fenced")
         yield* a.compareAndSet(key, undefined, Grants.sample())
         const held = yield* Deferred.make<number>()
@@ -180,13 +186,18 @@ export const suite = <E>(name: string, options: LeaseSuiteOptions<E>): void => {
 
     it.scopedLive("a waiter gives up with LockTimeout after the lock wait, having retried until then", () =>
       Effect.gen(function*() {
-        const holder = yield* open({ ttlMillis: 2000 })
-        const waiter = yield* open({ ttlMillis: 2000, lockWaitMillis: 300 })
+        // The holder keeps its lease through the whole wait however slow the machine, and a waiter that ignored its
+        // lock wait would fall back to twice the TTL (40 s): far from the 300 ms asked for, so the upper bound below
+        // tells them apart with room to spare.
+        const holder = yield* open({ ttlMillis: 20_000 })
+        const waiter = yield* open({ ttlMillis: 20_000, lockWaitMillis: 300 })
         const key = uniqueKey("lock-timeout")
         const started = Date.now()
         const error = yield* holder.withLock(key, () => Effect.flip(waiter.withLock(key, () => Effect.void)))
+        const waited = Date.now() - started
         assert.strictEqual(error._tag, "LockTimeout")
-        assert.isAtLeast(Date.now() - started, 290)
+        assert.isAtLeast(waited, 290, "it waited until the lock wait")
+        assert.isBelow(waited, 10_000, "and gave up then")
       }))
   })
 }

@@ -37,8 +37,12 @@ const inCI = (): boolean => {
   return ci !== undefined && ci !== "" && ci !== "0" && ci.toLowerCase() !== "false"
 }
 
-/** Opens a TCP connection, writes `probe`, and resolves with the first chunk answered (or rejects). */
-const ask = (host: string, port: number, probe: Buffer, timeoutMs = 1500): Promise<Buffer> =>
+/**
+ * Opens a TCP connection, writes `probe`, and resolves with the first chunk answered (or rejects). The default
+ * timeout is generous: a closed port refuses at once, and on a loaded machine a live server's answer can wait behind a
+ * busy event loop (in CI a probe that timed out would fail the whole file as "service unavailable").
+ */
+const ask = (host: string, port: number, probe: Buffer, timeoutMs = 10_000): Promise<Buffer> =>
   new Promise((resolve, reject) => {
     const socket = Net.connect({ host, port })
     const timer = setTimeout(() => {
@@ -168,7 +172,7 @@ const waitUntil = async (check: () => Promise<boolean>, timeoutMs: number, what:
 const pingOk = async (port: number) => {
   try {
     // "-LOADING" while an AOF is replayed: not ready yet.
-    return (await ask("127.0.0.1", port, Buffer.from("PING\r\n"), 500)).toString().startsWith("+PONG")
+    return (await ask("127.0.0.1", port, Buffer.from("PING\r\n"), 2_000)).toString().startsWith("+PONG")
   } catch {
     return false
   }
@@ -202,7 +206,7 @@ export const startRedisServer = async (
     await waitUntil(async () => {
       if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}): ${stderr}`)
       return pingOk(port)
-    }, 10_000, `redis-server on port ${port}`)
+    }, 60_000, `redis-server on port ${port}`)
   } catch (error) {
     child.kill("SIGKILL")
     throw error
@@ -215,7 +219,7 @@ export const startRedisServer = async (
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
       await exited
-      await waitUntil(async () => !(await pingOk(port)), 5_000, `port ${port} to close`)
+      await waitUntil(async () => !(await pingOk(port)), 30_000, `port ${port} to close`)
     },
     restart: () => startRedisServer({ ...options, port, dir })
   }

@@ -10,7 +10,10 @@ import { assert, expect } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as TestClock from "effect/TestClock"
 import {
   freePort,
   type RecordedRequest,
@@ -605,8 +608,8 @@ export const errorTable: ReadonlyArray<ErrorRow> = [
   failure({
     name: "DNS failure",
     target: "dns",
-    // `.invalid` never resolves (RFC 6761). On this sandbox the resolver answers ENOTFOUND at once; the 2 s timeout
-    // only keeps a resolver that hangs from stalling the run (it would then surface as a Timeout and fail this row).
+    // `.invalid` never resolves (RFC 6761). On this sandbox the resolver answers ENOTFOUND at once. Rows run on the
+    // TestClock, so the timeout never fires here; a resolver that hung would fail the row at vitest's test timeout.
     timeout: "2 seconds",
     expectTag: "NetworkError",
     retryable: true,
@@ -631,12 +634,22 @@ export const errorTable: ReadonlyArray<ErrorRow> = [
 export interface RowRun {
   readonly exit: Exit.Exit<Token.TokenResponse, RefreshError.RefreshError | RefreshError.ConfigurationError>
   readonly requests: ReadonlyArray<RecordedRequest>
-  readonly elapsedMillis: number
+  /**
+   * For a row whose server hangs: whether the attempt had ended 1 ms (of the TestClock) before its per-attempt
+   * timeout. It must not have: the timeout, not anything else, ends it.
+   */
+  readonly endedBeforeTimeout?: boolean
 }
 
+const hangs = (steps: ReadonlyArray<Step>): boolean => steps.some((step) => step.kind === "hang")
+
 /**
- * Runs one row: starts a scripted endpoint, queues the row's steps, makes one refresh through the public
- * TokenEndpoint (client_secret_basic with the canary secret, the canary refresh token), and closes the endpoint.
+ * Runs one row on the TestClock (callers use `it.effect`): starts a scripted endpoint, queues the row's steps, makes
+ * one refresh through the public TokenEndpoint (client_secret_basic with the canary secret, the canary refresh token),
+ * and closes the endpoint. The TestClock starts at the wall clock's now and stands still, so an HTTP-date is read
+ * against the instant it was written at, however long the request takes. When the server hangs, the clock is moved
+ * through the per-attempt timeout only once the server has the request: the timeout fires after the request was
+ * sent, whatever the machine's speed (a real 300 ms timer could fire before a loaded machine had sent it).
  */
 export const runRow = (
   row: ErrorRow,
@@ -647,6 +660,7 @@ export const runRow = (
       Effect.promise(() => startScriptedTokenEndpoint()),
       (ep) => Effect.promise(() => ep.close())
     )
+    yield* TestClock.setTime(Date.now())
     const steps = typeof row.steps === "function" ? row.steps() : row.steps ?? []
     server.script(...steps)
     const url = row.target === "refused"
@@ -654,12 +668,12 @@ export const runRow = (
       : row.target === "dns"
       ? "https://renew-test.invalid/token"
       : server.url
-    const started = Date.now()
-    const exit = yield* TokenEndpoint.make({
+    const timeout = row.timeout ?? Duration.seconds(5)
+    const attempt = yield* TokenEndpoint.make({
       url,
       clientId: CLIENT_ID,
       clientSecret: Redacted.make(CANARY.clientSecret),
-      timeout: row.timeout ?? Duration.seconds(5),
+      timeout,
       ...overrides
     }).pipe(
       Effect.flatMap((endpoint) =>
@@ -668,9 +682,15 @@ export const runRow = (
           ...(row.scope !== undefined ? { scope: row.scope } : {})
         })
       ),
-      Effect.exit
+      Effect.exit,
+      Effect.fork
     )
-    return { exit, requests: server.requests, elapsedMillis: Date.now() - started }
+    if (!hangs(steps)) return { exit: yield* Fiber.join(attempt), requests: server.requests }
+    yield* Effect.promise(() => server.waitForRequests(1))
+    yield* TestClock.adjust(Duration.toMillis(timeout) - 1)
+    const endedBeforeTimeout = Option.isSome(yield* Fiber.poll(attempt))
+    yield* TestClock.adjust(1)
+    return { exit: yield* Fiber.join(attempt), requests: server.requests, endedBeforeTimeout }
   }).pipe(Effect.scoped)
 
 /** Checks the outcome of a row against its expectations (tag, retryable, OAuth fields, remedy, row checks). */

@@ -2,6 +2,8 @@
  * A separate process using one SQLite file, for the multi-process and crash tests.
  *
  * env: TOKEN_URL, DB_FILE, KEY, CALLERS (concurrent getAccessToken calls), LEASE_TTL_MS, CRASH_AT
+ *   The per-attempt timeout is generous (30 s): on a loaded machine a loopback answer can take far longer than usual,
+ *   and a timed-out attempt has an unknown outcome, so its refresh token is not presented again.
  *   CRASH_AT = lease-taken | outcome-received | committed : SIGKILL itself at that point of a refresh.
  * It waits for a line on stdin before calling, so the parent can start all children at once, and prints one JSON
  * line: { served, failed, tags, tokenHashes } — hashes, never tokens.
@@ -14,13 +16,14 @@ import * as Readline from "node:readline"
 
 const env = process.env
 const crashAt = env.CRASH_AT
+const leaseTtlMillis = Number(env.LEASE_TTL_MS ?? 30_000)
 const die = () => process.kill(process.pid, "SIGKILL")
 
 // Crash points are injected around the real store, so the engine runs exactly as in production.
 const store = Layer.effect(
   TokenStore.TokenStore,
   Effect.map(
-    SqliteTokenStore.make({ filename: env.DB_FILE!, leaseTtl: Number(env.LEASE_TTL_MS ?? 30_000) }),
+    SqliteTokenStore.make({ filename: env.DB_FILE!, leaseTtl: leaseTtlMillis }),
     (inner) =>
       TokenStore.TokenStore.of({
         ...inner,
@@ -43,7 +46,7 @@ const engine = Refresher.layer().pipe(
     url: env.TOKEN_URL!,
     clientId: "renew-test-client",
     clientSecret: Redacted.make("CANARY-client-secret-7f3a9c2e"),
-    timeout: "500 millis"
+    timeout: "30 seconds"
   })),
   Layer.provide(NodeHttpClient.layerUndici),
   Layer.provide(store)
