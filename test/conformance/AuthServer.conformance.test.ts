@@ -386,7 +386,8 @@ layer(authServer({ accessTokenTtlSeconds: 2, rotation: true }), { excludeTestSer
           const refreshToken = reveal(current.refreshToken)
           const accessToken = reveal(current.accessToken)
           assert.strictEqual(reveal(grant.accessToken), accessToken, `step ${i}: the caller got the stored token`)
-          assert.strictEqual(current.version, previousVersion + 1, `step ${i}: one write per refresh`)
+          // The refresh-in-flight intent, then the answer.
+          assert.strictEqual(current.version, previousVersion + 2, `step ${i}: two writes per refresh`)
           assert.notStrictEqual(refreshToken, previousRefreshToken, `step ${i}: rotated`)
           assert.isFalse(accessTokens.has(accessToken), `step ${i}: a new access token`)
           accessTokens.add(accessToken)
