@@ -398,7 +398,8 @@ layer(authServer({ accessTokenTtlSeconds: 60, rotation: true }), { excludeTestSe
           const refreshToken = reveal(current.refreshToken)
           const accessToken = reveal(current.accessToken)
           assert.strictEqual(reveal(grant.accessToken), accessToken, `step ${i}: the caller got the stored token`)
-          assert.strictEqual(current.version, previousVersion + 1, `step ${i}: one write per refresh`)
+          // The refresh-in-flight intent, then the answer.
+          assert.strictEqual(current.version, previousVersion + 2, `step ${i}: two writes per refresh`)
           assert.notStrictEqual(refreshToken, previousRefreshToken, `step ${i}: rotated`)
           assert.isFalse(accessTokens.has(accessToken), `step ${i}: a new access token`)
           accessTokens.add(accessToken)

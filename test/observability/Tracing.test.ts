@@ -17,6 +17,8 @@ const { CLIENT_ID, CLIENT_SECRET, engine, scriptedEndpoint, seedExpired } = Engi
 
 /** A grant key that is a user id: it must never reach a trace or a metric, only its hash. */
 const KEY = "user:alice@example.com"
+// The grant key's label: keyed by the client secret (issue 12, item 8), never the bare key nor an unkeyed hash.
+const KEY_LABEL = Telemetry.grantKeyHasher(Redacted.make(CLIENT_SECRET))(KEY)
 const FAST_RETRY = { initialDelay: "10 millis", jitter: false } as const
 const SERVICE = "renew-test"
 
@@ -117,7 +119,7 @@ describe("tracing", () => {
         const refresh = only(spans, Telemetry.SpanNames.refresh)
         assert.isUndefined(refresh.parentSpanId, "the refresh is the root here (no caller span)")
         assert.strictEqual(refresh.status.code, 1, "OK")
-        assert.strictEqual(refresh.attributes["renew.grant.key_hash"], Telemetry.hashKey(KEY))
+        assert.strictEqual(refresh.attributes["renew.grant.key_hash"], KEY_LABEL)
         assert.strictEqual(refresh.attributes["oauth.client_id"], CLIENT_ID)
         assert.strictEqual(refresh.attributes["server.address"], "127.0.0.1")
         assert.strictEqual(refresh.attributes["renew.outcome"], "success")
@@ -168,7 +170,7 @@ describe("tracing", () => {
         // The raw grant key is nowhere; its hash is where it should be.
         assert.isFalse(spans.some((s) => spanStrings(s).some((text) => text.includes(KEY))), "raw key in a span")
         assert.notInclude(receiver.payloadText(), KEY)
-        assert.include(receiver.payloadText(), Telemetry.hashKey(KEY))
+        assert.include(receiver.payloadText(), KEY_LABEL)
       }))
   }
 
@@ -300,7 +302,7 @@ describe("metrics", () => {
         for (const point of metric.points) {
           for (const [label, value] of Object.entries(point.attributes)) {
             assert.notInclude(String(value), KEY, `${metric.name}{${label}}`)
-            assert.notStrictEqual(value, Telemetry.hashKey(KEY), `${metric.name}{${label}}`)
+            assert.notStrictEqual(value, KEY_LABEL, `${metric.name}{${label}}`)
           }
         }
       }
@@ -516,7 +518,7 @@ describe("logger", () => {
       assert.match(line!, /^timestamp=\S+ level=INFO fiber=#\d+ message="renew: refreshed access token \(due\)"/)
       assert.include(line!, `trace_id=${refresh.traceId}`)
       assert.include(line!, `span_id=${refresh.spanId}`)
-      assert.include(line!, `renew.grant.key_hash=${Telemetry.hashKey(KEY)}`)
+      assert.include(line!, `renew.grant.key_hash=${KEY_LABEL}`)
       assert.notInclude(line!, KEY)
       // Outside any span there is nothing to correlate with.
       const outside = lines.find((l) => l.includes("before any span"))

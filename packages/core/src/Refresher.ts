@@ -28,7 +28,7 @@ import type { FlightContext, Trigger } from "./internal/refreshFlight.js"
 import { runFlight } from "./internal/refreshFlight.js"
 import * as RefreshGuards from "./internal/refreshGuards.js"
 import type { Outcome } from "./internal/refreshTelemetry.js"
-import { reportFlight } from "./internal/refreshTelemetry.js"
+import { traceFlight } from "./internal/refreshTelemetry.js"
 import * as SingleFlight from "./internal/singleFlight.js"
 import * as Errors from "./RefreshError.js"
 import * as RefresherSettings from "./internal/refresherSettings.js"
@@ -89,6 +89,11 @@ export interface RefresherOptions {
    * same refresh token at once; otherwise the next refresh resolves it. Default 0: the server detects reuse.
    */
   readonly reuseGracePeriod?: Duration.DurationInput | undefined
+  /**
+   * Keys the grant-key label of spans and logs (HMAC-SHA-256), so user ids cannot be enumerated back from traces.
+   * Give every replica the same value. Default: derived from the client secret (the client id for a public client).
+   */
+  readonly keyHashSecret?: Redacted.Redacted<string> | undefined
 }
 
 /**
@@ -155,6 +160,9 @@ export const make = (
       rotates: new Map()
     }
     const serverAddress = new URL(endpoint.url).hostname
+    const label = options.keyHashSecret !== undefined
+      ? Telemetry.grantKeyHasher(options.keyHashSecret)
+      : endpoint.grantKeyLabel ?? Telemetry.grantKeyHasher(Redacted.make(`public-client:${endpoint.clientId}`))
 
     // Per-key bookkeeping of keys that are never asked for again must not grow for ever.
     yield* Effect.sync(() => {
@@ -163,42 +171,18 @@ export const make = (
     }).pipe(Effect.repeat(Schedule.spaced(Duration.minutes(1))), Effect.delay(Duration.minutes(1)), Effect.forkScoped)
 
     /** One refresh of one key, shared by every caller that asks while it runs. */
+    const traced = { clientId: endpoint.clientId, serverAddress, label, scope, monitor }
+    /** One refresh of one key, shared by every caller that asks while it runs. */
     const flight = (key: string, trigger: Trigger) => (shared: SingleFlight.Flight) => {
       const outcome: Outcome = { value: "cached" }
       const attempts: Attempts = { sent: 0, unknownOutcome: undefined, answered: false }
-      return runFlight(context, key, trigger, attempts, outcome).pipe(
-        Effect.onExit((exit) =>
-          Effect.zipRight(
-            reportFlight(exit, outcome, attempts.sent, shared.waiters, trigger._tag),
-            // Only refreshes that reached the token endpoint say anything about its health. The monitor runs user
-            // hooks (webhooks): never inline in this finalizer, never able to change the outcome.
-            Effect.suspend(() =>
-              attempts.sent > 0 && Option.isSome(monitor)
-                ? Effect.asVoid(Effect.forkIn(
-                  Effect.interruptible(monitor.value.record(
-                    endpoint.clientId,
-                    outcome.value === "success" ? undefined : outcome.failureTag
-                  )).pipe(
-                    Effect.catchAllCause((cause) => Effect.logWarning("renew: the failure-rate monitor failed", cause))
-                  ),
-                  scope
-                ))
-                : Effect.void
-            )
-          )
-        ),
-        // No stack trace: it costs an Error per refresh, and the span names the place already.
-        Effect.withSpan(Telemetry.SpanNames.refresh, {
-          captureStackTrace: false,
-          attributes: {
-            [Telemetry.Attributes.grantKeyHash]: Telemetry.hashKey(key),
-            [Telemetry.Attributes.clientId]: endpoint.clientId,
-            [Telemetry.Attributes.serverAddress]: serverAddress,
-            [Telemetry.Attributes.trigger]: trigger._tag
-          }
-        }),
-        Effect.annotateLogs({ [Telemetry.Attributes.grantKeyHash]: Telemetry.hashKey(key) })
-      )
+      return traceFlight(runFlight(context, key, trigger, attempts, outcome), traced, {
+        key,
+        trigger: trigger._tag,
+        attempts,
+        outcome,
+        waiters: () => shared.waiters
+      })
     }
 
     const joinFlight = (key: string, trigger: Trigger) =>

@@ -7,6 +7,8 @@
  * @since 0.1.0
  */
 import * as Metric from "effect/Metric"
+import * as Redacted from "effect/Redacted"
+import * as Crypto from "node:crypto"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 
 /**
@@ -132,8 +134,9 @@ export const reauthRequired = Metric.counter("renew_grants_reauth_required_total
 })
 
 /**
- * A short, stable label for a grant key: FNV-1a 64-bit over UTF-16 code units, in hex. Enough to correlate the spans
- * of one grant without putting a user id in a trace. Computed on the refresh path only, never on the cached path.
+ * A short, stable label for a value that is NOT guessable (a token): FNV-1a 64-bit over UTF-16 code units, in hex.
+ * Unkeyed, so never use it for grant keys: a key is often a user id, and `user-73519` is enumerated back from its FNV
+ * hash in a fraction of a second. Grant keys get `grantKeyHasher`.
  *
  * @since 0.1.0
  * @category attributes
@@ -145,4 +148,20 @@ export const hashKey = (key: string): string => {
     hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn
   }
   return hash.toString(16).padStart(16, "0")
+}
+
+/**
+ * The grant-key label of spans and log lines (`renew.grant.key_hash`): HMAC-SHA-256 of the key under `secret`, first
+ * 16 hex digits. Keyed by something every replica shares and outsiders don't — `Refresher`'s `keyHashSecret`, or by
+ * default a value derived from the OAuth client secret — so a grant's traces correlate across replicas while nobody
+ * without the secret can enumerate user ids back from the label. A public client (no secret) should set
+ * `keyHashSecret`; without it the label is keyed by the client id, which is public.
+ *
+ * @since 0.2.0
+ * @category attributes
+ */
+export const grantKeyHasher = (secret: Redacted.Redacted<string>): (key: string) => string => {
+  const hmacKey = Crypto.createHash("sha256").update("renew/grant-key-hash/v1\u0000").update(Redacted.value(secret))
+    .digest()
+  return (key) => Crypto.createHmac("sha256", hmacKey).update(key).digest("hex").slice(0, 16)
 }

@@ -5,13 +5,8 @@
  *
  * @since 0.1.0
  */
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -21,81 +16,13 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as Stream from "effect/Stream"
-import { classifyAnswer, describeTransportFailure, MAX_BODY_BYTES, redirectOf } from "./internal/classify.js"
+import { classifyAnswer, describeTransportFailure, redirectOf } from "./internal/classify.js"
+import { basicCredentials, parseIntrospection, validateUrl } from "./internal/endpointConfig.js"
+import { readCapped, withoutRedirects } from "./internal/httpExchange.js"
 import { makeRedactor } from "./internal/redact.js"
 import * as Errors from "./RefreshError.js"
 import * as Telemetry from "./Telemetry.js"
-import { toEpochMillis, type TokenResponse } from "./Token.js"
-
-const SENSITIVE_HEADERS = ["location", "www-authenticate", "proxy-authenticate", "proxy-authorization"]
-
-/**
- * `NodeHttpClient.UndiciRequestOptions` of @effect/platform-node (the same key, so the same service): core does not
- * depend on platform-node.
- */
-const UndiciRequestOptions = Context.GenericTag<
-  "@effect/platform-node/NodeHttpClient/undiciOptions",
-  Readonly<Record<string, unknown>>
->("@effect/platform-node/NodeHttpClient/undiciOptions")
-
-/**
- * The token and introspection endpoints never follow a redirect: a 3xx is an `InvalidRequest` naming the `Location`
- * host. Following one would resend the refresh token and the client credentials (307/308), or accept tokens from
- * another origin (301/302/303). HTTP clients follow redirects on their own, so each request is sent with following
- * switched off for every client `@effect/platform` ships:
- *
- * - `FetchHttpClient`: through a fetch that sets `redirect: "manual"` and calls the `FetchHttpClient.Fetch` of the
- *   calling context, or `globalThis.fetch` (a `Fetch` given only to the HttpClient layer is not used for these
- *   requests; a `RequestInit` is, as before);
- * - `NodeHttpClient.layerUndici`: with `maxRedirections: 0`, which turns off undici's redirect interceptor if the
- *   dispatcher has one (merged over the `UndiciRequestOptions` of the calling context);
- * - `NodeHttpClient.layer` (node:http) never follows redirects.
- */
-const withoutRedirects = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(
-    Effect.all([Effect.serviceOption(FetchHttpClient.Fetch), Effect.serviceOption(UndiciRequestOptions)]),
-    ([fetch, undici]) => {
-      const base = Option.getOrElse(fetch, () => globalThis.fetch)
-      const manual: typeof globalThis.fetch = (input, init) => base(input, { ...init, redirect: "manual" })
-      return effect.pipe(
-        Effect.provideService(FetchHttpClient.Fetch, manual),
-        Effect.provideService(UndiciRequestOptions, { ...Option.getOrElse(undici, () => ({})), maxRedirections: 0 }),
-        // The HTTP client span records response headers: a Location or an authenticate challenge can quote a code
-        // or a secret back.
-        Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...SENSITIVE_HEADERS])
-      )
-    }
-  )
-
-/**
- * Reads at most `MAX_BODY_BYTES` (64 KiB) of an answer, then stops reading (the rest is never buffered) and says the
- * body was truncated.
- */
-const readCapped = (
-  response: HttpClientResponse.HttpClientResponse
-): Effect.Effect<{ readonly body: string; readonly truncated: boolean }, HttpClientError.ResponseError> =>
-  Stream.runFoldWhile(
-    response.stream,
-    { chunks: Chunk.empty<Uint8Array>(), size: 0 },
-    ({ size }) => size <= MAX_BODY_BYTES,
-    ({ chunks, size }, chunk) => ({ chunks: Chunk.append(chunks, chunk), size: size + chunk.length })
-  ).pipe(
-    Effect.map(({ chunks }) => {
-      const bytes = new Uint8Array(MAX_BODY_BYTES + 1)
-      let size = 0
-      for (const chunk of chunks) {
-        const take = Math.min(chunk.length, bytes.length - size)
-        bytes.set(chunk.subarray(0, take), size)
-        size += take
-      }
-      const truncated = size > MAX_BODY_BYTES
-      return {
-        body: new TextDecoder().decode(bytes.subarray(0, Math.min(size, MAX_BODY_BYTES))),
-        truncated
-      }
-    })
-  )
+import type { TokenResponse } from "./Token.js"
 
 /**
  * How the client authenticates at the token endpoint (RFC 6749 §2.3.1; OpenID Connect Core §9).
@@ -185,35 +112,12 @@ export class TokenEndpoint extends Context.Tag("@renew/core/TokenEndpoint")<Toke
    * usable answer). Never fails: it only ever refines a diagnosis.
    */
   readonly introspect: (token: Redacted.Redacted<string>) => Effect.Effect<Option.Option<Introspection>>
+  /**
+   * The grant-key label for spans and logs, keyed by a value derived from the client secret (the client id for a
+   * public client): see `Telemetry.grantKeyHasher`.
+   */
+  readonly grantKeyLabel?: ((key: string) => string) | undefined
 }>() {}
-
-const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i
-
-const validateUrl = (option: string, value: string): Either.Either<URL, Errors.ConfigurationError> => {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    return Either.left(new Errors.ConfigurationError({ option, detail: `${JSON.stringify(value)} is not a valid URL` }))
-  }
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && LOOPBACK.test(url.hostname))) {
-    return Either.left(
-      new Errors.ConfigurationError({
-        option,
-        detail: `must use https (got ${url.protocol}//${url.host}); plain http is only allowed on loopback hosts`
-      })
-    )
-  }
-  if (url.username !== "" || url.password !== "") {
-    return Either.left(
-      new Errors.ConfigurationError({
-        option,
-        detail: "must not embed credentials; pass clientId and clientSecret instead"
-      })
-    )
-  }
-  return Either.right(url)
-}
 
 /**
  * Validates the endpoint configuration. Refuses a malformed URL, a non-https URL on a non-loopback host, a URL with
@@ -242,33 +146,6 @@ export const validateOptions = (options: TokenEndpointOptions): Either.Either<UR
     return Either.left(new Errors.ConfigurationError({ option: "timeout", detail: "must be positive" }))
   }
   return url
-}
-
-// RFC 6749 §2.3.1: id and secret are form-encoded before they are joined and base64-encoded.
-const formEncode = (value: string): string => new URLSearchParams({ v: value }).toString().slice(2)
-
-const basicCredentials = (clientId: string, secret: Redacted.Redacted<string>): Redacted.Redacted<string> =>
-  Redacted.make(
-    `Basic ${btoa(`${formEncode(clientId)}:${formEncode(Redacted.value(secret))}`)}`
-  )
-
-/**
- * RFC 7662: `active` must be a boolean; `exp` (seconds) is used when it is a non-negative finite number, as a whole
- * millisecond within the range a grant can hold.
- */
-const parseIntrospection = ({ body, truncated }: { readonly body: string; readonly truncated: boolean }) => {
-  if (truncated) return Option.none<Introspection>()
-  let json: unknown
-  try {
-    json = JSON.parse(body)
-  } catch {
-    return Option.none<Introspection>()
-  }
-  if (typeof json !== "object" || json === null) return Option.none<Introspection>()
-  const { active, exp } = json as { readonly active?: unknown; readonly exp?: unknown }
-  if (typeof active !== "boolean") return Option.none<Introspection>()
-  const expiresAt = typeof exp === "number" && Number.isFinite(exp) && exp >= 0 ? toEpochMillis(exp * 1000) : undefined
-  return Option.some<Introspection>({ active, ...(expiresAt !== undefined ? { expiresAt } : {}) })
 }
 
 /**
@@ -442,7 +319,8 @@ export const make = (
       authMethod,
       timeoutMillis,
       refresh,
-      introspect
+      introspect,
+      grantKeyLabel: Telemetry.grantKeyHasher(options.clientSecret ?? Redacted.make(`public-client:${options.clientId}`))
     })
   })
 

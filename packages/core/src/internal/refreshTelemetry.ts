@@ -12,6 +12,8 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
+import type * as Scope from "effect/Scope"
+import type { FailureRateMonitor } from "../FailureRateMonitor.js"
 import type * as Errors from "../RefreshError.js"
 import type * as RetryPolicy from "../RetryPolicy.js"
 import * as Telemetry from "../Telemetry.js"
@@ -151,4 +153,59 @@ const logOutcome = (
         annotations
       )
   })
+}
+
+/** The flight's span, its outcome report, and the failure-rate monitor's record (off the flight's path). @internal */
+export const traceFlight = <A>(
+  flight: Effect.Effect<A, Errors.RefreshError>,
+  engine: {
+    readonly clientId: string
+    readonly serverAddress: string
+    readonly label: (key: string) => string
+    readonly scope: Scope.Scope
+    readonly monitor: Option.Option<FailureRateMonitor["Type"]>
+  },
+  run: {
+    readonly key: string
+    readonly trigger: string
+    readonly attempts: { readonly sent: number }
+    readonly outcome: Outcome
+    readonly waiters: () => number
+  }
+): Effect.Effect<A, Errors.RefreshError> => {
+  const { attempts, outcome } = run
+  const label = engine.label(run.key)
+  return flight.pipe(
+    Effect.onExit((exit) =>
+      Effect.zipRight(
+        reportFlight(exit, outcome, attempts.sent, run.waiters(), run.trigger),
+        // Only refreshes that reached the token endpoint say anything about its health. The monitor runs user hooks
+        // (webhooks): never inline in this finalizer, never able to change the outcome.
+        Effect.suspend(() =>
+          attempts.sent > 0 && Option.isSome(engine.monitor)
+            ? Effect.asVoid(Effect.forkIn(
+              Effect.interruptible(engine.monitor.value.record(
+                engine.clientId,
+                outcome.value === "success" ? undefined : outcome.failureTag
+              )).pipe(
+                Effect.catchAllCause((cause) => Effect.logWarning("renew: the failure-rate monitor failed", cause))
+              ),
+              engine.scope
+            ))
+            : Effect.void
+        )
+      )
+    ),
+    // No stack trace: it costs an Error per refresh, and the span names the place already.
+    Effect.withSpan(Telemetry.SpanNames.refresh, {
+      captureStackTrace: false,
+      attributes: {
+        [Telemetry.Attributes.grantKeyHash]: label,
+        [Telemetry.Attributes.clientId]: engine.clientId,
+        [Telemetry.Attributes.serverAddress]: engine.serverAddress,
+        [Telemetry.Attributes.trigger]: run.trigger
+      }
+    }),
+    Effect.annotateLogs({ [Telemetry.Attributes.grantKeyHash]: label })
+  )
 }

@@ -16,7 +16,7 @@
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import { Refresher, type RefreshError, TokenEndpoint, TokenStore } from "@renew/core"
-import { SqliteTokenStore } from "@renew/store-sqlite"
+import { SqliteTokenStore } from "./sqliteStore.js"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"

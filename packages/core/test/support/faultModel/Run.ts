@@ -17,7 +17,7 @@
  * I6 no secret (client secret, refresh or access token) appears in an error, a log line or a span.
  */
 import { RefreshError, TokenStore } from "@renew/core"
-import { SqliteTokenStore } from "@renew/store-sqlite"
+import { SqliteTokenStore } from "./sqliteStore.js"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
