@@ -875,14 +875,14 @@ layer(authServer({ accessTokenTtlSeconds: 2, rotation: true }), { excludeTestSer
           yield* Effect.sleep("500 millis")
         }
         // A token Renew served can reach the server after it expired only if the machine stalled past Renew's margin:
-        // such a 401 is replayed once with a new token. Any other rejection is Renew's.
+        // such a 401 is replayed (once per call) with a new token. Any other rejection is Renew's.
         const late = wire.filter((answer) => answer.status !== 200 && !answer.whileLive).length
         assert.deepStrictEqual(
           wire.filter((answer) => answer.status !== 200 && answer.whileLive),
           [],
           "no 401 on the wire while the token lived: refreshed before expiry"
         )
-        assert.strictEqual(wire.length, statuses.length + late, "a replay only after a late rejection")
+        assert.isAtMost(wire.length - statuses.length, late, "a replay only after a late rejection")
         assert.isAtMost(statuses.filter((status) => status !== 200).length, late, "callers saw only 200")
         assertNoLeaks(from)
       }).pipe(Effect.provide(NodeHttpClient.layerUndici))), 90_000)

@@ -58,6 +58,24 @@ const sample = (overrides: Partial<ConstructorParameters<typeof Token.Grant>[0]>
     ...overrides
   })
 
+/**
+ * Moves the TestClock forward in small steps until `done` holds (dies past `limitMillis`): between steps every fiber
+ * woken on the way gets to schedule its next sleep (a lease renewal, a waiter's next try) before time moves on.
+ */
+const advanceUntil = (done: Effect.Effect<boolean>, limitMillis: number, stepMillis = 1) =>
+  Effect.gen(function*() {
+    for (let moved = 0; !(yield* done); moved += stepMillis) {
+      if (moved >= limitMillis) return yield* Effect.dieMessage(`not done within ${limitMillis} ms of the TestClock`)
+      yield* TestClock.adjust(stepMillis)
+    }
+  })
+
+/** Moves the TestClock forward by `millis` in small steps (see advanceUntil). */
+const advanceBy = (millis: number, stepMillis = 10) =>
+  Effect.gen(function*() {
+    for (let moved = 0; moved < millis; moved += stepMillis) yield* TestClock.adjust(stepMillis)
+  })
+
 const KEY_A = Buffer.alloc(32, 1).toString("base64")
 const KEY_B = Buffer.alloc(32, 2).toString("base64")
 
@@ -88,11 +106,14 @@ describe("SqliteTokenStore", () => {
         yield* Deferred.succeed(bIn, yield* Clock.currentTimeMillis)
         yield* Deferred.await(bDone)
       })))
-      yield* TestClock.adjust(299)
+      yield* advanceBy(290)
+      yield* advanceBy(9, 1)
       assert.isFalse(yield* Deferred.isDone(bIn), "B waits while the frozen lease runs")
       // A waiter never sleeps past the holder's expiry by more than 10 ms of jitter.
-      yield* TestClock.adjust(20)
-      assert.isAtLeast(yield* Deferred.await(bIn), start + 300, "B got in once the frozen lease had expired")
+      yield* advanceUntil(Deferred.isDone(bIn), 20)
+      const bInAt = yield* Deferred.await(bIn)
+      assert.isAtLeast(bInAt, start + 300, "B got in once the frozen lease had expired")
+      assert.isAtMost(bInAt, start + 311, "and at most the jitter later")
       // The frozen holder wakes up and releases "its" lease: owner-checked, so B keeps it.
       raw.prepare("DELETE FROM renew_leases WHERE key = ? AND owner = ?").run("k", "frozen")
       const owner = raw.prepare("SELECT owner FROM renew_leases WHERE key = ?").get("k") as { owner: string }
@@ -100,13 +121,12 @@ describe("SqliteTokenStore", () => {
       // And A cannot get in while B holds it, however long that is: B renews its lease.
       const aIn = yield* Deferred.make<void>()
       const waiter = yield* Effect.fork(a.withLock("k", () => Deferred.succeed(aIn, undefined)))
-      yield* TestClock.adjust("4 seconds")
+      yield* advanceBy(4000, 25)
       assert.isFalse(yield* Deferred.isDone(aIn), "A got in while B held the lease")
       yield* Deferred.succeed(bDone, undefined)
       yield* Fiber.join(holder)
-      yield* TestClock.adjust("1 second")
+      yield* advanceUntil(Deferred.isDone(aIn), 1000, 10)
       yield* Fiber.join(waiter)
-      assert.isTrue(yield* Deferred.isDone(aIn), "A got in once B released")
     }))
 
   it.scopedLive("encrypts token columns at rest; a wrong key is a clear StoreError; key rotation keeps old rows readable", () =>

@@ -59,8 +59,11 @@ export const remedy: Record<Tag, RegExp> = {
 
 interface RowBase {
   readonly name: string
-  /** Scripted answers; a thunk when a header must be computed when the row runs (HTTP-date Retry-After). */
-  readonly steps?: ReadonlyArray<Step> | (() => ReadonlyArray<Step>)
+  /**
+   * Scripted answers; a function of the instant the row runs at (the TestClock's time, epoch millis) when a header
+   * depends on it (HTTP-date Retry-After).
+   */
+  readonly steps?: ReadonlyArray<Step> | ((now: number) => ReadonlyArray<Step>)
   /** Where the request goes: the scripted endpoint (default), a closed loopback port, or an unresolvable host. */
   readonly target?: "scripted" | "refused" | "dns"
   /** Per-attempt timeout of the endpoint. Default 5 s. */
@@ -243,11 +246,11 @@ export const errorTable: ReadonlyArray<ErrorRow> = [
   }),
   failure({
     name: "429 with an HTTP-date Retry-After",
-    // HTTP-dates have one-second resolution: now+5 s is written as 4-5 s from now.
-    steps: () => [{
+    // HTTP-dates have one-second resolution: now+5 s is written as 4-5 s from now (the same now the client reads).
+    steps: (now) => [{
       kind: "respond",
       status: 429,
-      headers: { "retry-after": new Date(Date.now() + 5000).toUTCString() }
+      headers: { "retry-after": new Date(now + 5000).toUTCString() }
     }],
     expectTag: "RateLimited",
     retryable: true,
@@ -646,8 +649,9 @@ const hangs = (steps: ReadonlyArray<Step>): boolean => steps.some((step) => step
 /**
  * Runs one row on the TestClock (callers use `it.effect`): starts a scripted endpoint, queues the row's steps, makes
  * one refresh through the public TokenEndpoint (client_secret_basic with the canary secret, the canary refresh token),
- * and closes the endpoint. The TestClock starts at the wall clock's now and stands still, so an HTTP-date is read
- * against the instant it was written at, however long the request takes. When the server hangs, the clock is moved
+ * and closes the endpoint. The TestClock starts at the wall clock's now and stands still, and a row's steps are
+ * written for that same instant, so an HTTP-date is read against the instant it was written for, however long the
+ * request takes. When the server hangs, the clock is moved
  * through the per-attempt timeout only once the server has the request: the timeout fires after the request was
  * sent, whatever the machine's speed (a real 300 ms timer could fire before a loaded machine had sent it).
  */
@@ -660,8 +664,9 @@ export const runRow = (
       Effect.promise(() => startScriptedTokenEndpoint()),
       (ep) => Effect.promise(() => ep.close())
     )
-    yield* TestClock.setTime(Date.now())
-    const steps = typeof row.steps === "function" ? row.steps() : row.steps ?? []
+    const now = Date.now()
+    yield* TestClock.setTime(now)
+    const steps = typeof row.steps === "function" ? row.steps(now) : row.steps ?? []
     server.script(...steps)
     const url = row.target === "refused"
       ? `http://127.0.0.1:${yield* Effect.promise(freePort)}/token`
