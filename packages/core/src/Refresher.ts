@@ -215,7 +215,12 @@ export const make = (
       }).pipe(Effect.retry({ times: 3, while: (error) => error._tag === "StaleWrite" }))
 
     return Refresher.of({
-      getAccessToken: (key) => Effect.map(getGrant(key), accessTokenOf),
+      // The cached path builds one effect and nothing else.
+      getAccessToken: (key) =>
+        Effect.suspend(() => {
+          const grant = cache.get(key)
+          return grant !== undefined ? Effect.succeed(accessTokenOf(grant)) : Effect.map(joinFlight(key, due), accessTokenOf)
+        }),
       getGrant,
       refresh: (key) => joinFlight(key, { _tag: "forced" }),
       invalidate: (key, accessToken) => joinFlight(key, { _tag: "rejected", accessToken: Redacted.value(accessToken) }),
