@@ -125,7 +125,19 @@ const grantFields = {
    */
   refreshStartedAt: Schema.optional(EpochMillis),
   /** Set when the grant is dead and only a new authorization can revive it. */
-  reauthRequired: Schema.optional(ReauthReason)
+  reauthRequired: Schema.optional(ReauthReason),
+  /**
+   * When the background scheduler should refresh this grant (SC-1: before the access token's expiry, with jitter, or
+   * sooner for keep-alive), epoch millis. Written by the engine with each new token; a store indexes it (its due
+   * index) and moves it later while a scheduler holds the grant claimed. Absent: `TokenStore.dueAtOf` derives it.
+   */
+  refreshDueAt: Schema.optional(EpochMillis),
+  /**
+   * Set (epoch millis) by the first refresh that failed after reaching the server, cleared by the next success. The
+   * write that sets or clears it is the one that reports the state change (`failing`, `recovered`), so replicas
+   * sharing a store report each change once.
+   */
+  failingSince: Schema.optional(EpochMillis)
 }
 
 type GrantFields = Schema.Struct.Constructor<typeof grantFields>
@@ -134,13 +146,15 @@ type GrantFields = Schema.Struct.Constructor<typeof grantFields>
 const known = (millis: number | undefined): millis is number => millis !== undefined && !Number.isNaN(millis)
 
 const normalizeTimes = (fields: GrantFields): GrantFields => {
-  const { refreshStartedAt, refreshTokenExpiresAt, ...rest } = fields
+  const { failingSince, refreshDueAt, refreshStartedAt, refreshTokenExpiresAt, ...rest } = fields
   return {
     ...rest,
     issuedAt: toEpochMillis(fields.issuedAt),
     expiresAt: toEpochMillis(fields.expiresAt),
     ...(known(refreshTokenExpiresAt) ? { refreshTokenExpiresAt: toEpochMillis(refreshTokenExpiresAt) } : {}),
-    ...(known(refreshStartedAt) ? { refreshStartedAt: toEpochMillis(refreshStartedAt) } : {})
+    ...(known(refreshStartedAt) ? { refreshStartedAt: toEpochMillis(refreshStartedAt) } : {}),
+    ...(known(refreshDueAt) ? { refreshDueAt: toEpochMillis(refreshDueAt) } : {}),
+    ...(known(failingSince) ? { failingSince: toEpochMillis(failingSince) } : {})
   }
 }
 

@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { LockTimeout } from "./RefreshError.js"
 import { StaleWrite, StoreError } from "./RefreshError.js"
+import * as DueIndex from "./internal/dueIndex.js"
 import { Grant } from "./Token.js"
 
 /**
@@ -53,7 +54,94 @@ export class TokenStore extends Context.Tag("@renew/core/TokenStore")<TokenStore
     key: string,
     body: (lease: Lease) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | LockTimeout | StoreError, R>
+  /**
+   * The due index and the fleet-wide issuer pauses the `RefreshScheduler` works from. Every store of Renew has it; a
+   * store without it serves callers, and the scheduler refuses to start on it.
+   */
+  readonly scheduling?: Scheduling | undefined
 }>() {}
+
+/**
+ * What a store offers the background scheduler. Every write of a grant also records when it is due (`dueAtOf`), in
+ * the same atomic write; the scheduler claims due grants in batches and refreshes each under the grant's lock, like
+ * a caller would.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Scheduling {
+  /**
+   * Claims up to `limit` grants due at `now` (earliest first) in one round trip, and moves each one's due time to
+   * `holdUntil` in the same atomic step: no other claim returns it before then, so among any number of concurrent
+   * claimers each due grant goes to exactly one. The claim takes no lock and holds no transaction: the refresh that
+   * follows takes the grant's lock as any caller does, and writes the next due time with the new token. A claimer that
+   * dies leaves the grant due again at `holdUntil`. Dead grants (`reauthRequired`) and grants without a refresh token
+   * are never due.
+   */
+  readonly claimDue: (request: ClaimRequest) => Effect.Effect<ReadonlyArray<DueGrant>, StoreError>
+  /** Counts for the scheduler's gauges, at `now`. */
+  readonly backlog: (now: number) => Effect.Effect<Backlog, StoreError>
+  /**
+   * Pauses refreshes at `issuer` (a token endpoint URL) for every scheduler sharing the store, until `until` (epoch
+   * millis); an existing later pause is kept.
+   */
+  readonly pauseIssuer: (issuer: string, until: number) => Effect.Effect<void, StoreError>
+  /** The end of the issuer's pause, if one is in force at `now`. */
+  readonly issuerPausedUntil: (issuer: string, now: number) => Effect.Effect<number | undefined, StoreError>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClaimRequest {
+  readonly now: number
+  readonly limit: number
+  readonly holdUntil: number
+}
+
+/**
+ * A claimed grant: its key and the due time it had when claimed (for the refresh-lag metric).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DueGrant {
+  readonly key: string
+  readonly dueAt: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Backlog {
+  /** Grants due at `now` and not claimed. */
+  readonly due: number
+  /** The earliest due time among them. */
+  readonly oldestDueAt: number | undefined
+  /** Grants in the due index (alive, with a refresh token). */
+  readonly scheduled: number
+}
+
+/** Scheduled refreshes of a grant without its own `refreshDueAt` happen this long before expiry (half its life at most). */
+const DEFAULT_DUE_MARGIN_MILLIS = 60_000
+
+/**
+ * When the scheduler should refresh `grant`, as every store indexes it: its `refreshDueAt`, else a minute before the
+ * access token expires (at most half its lifetime before), else at once (no access token). `undefined` for a grant
+ * that is never due: dead (`reauthRequired`) or without a refresh token.
+ *
+ * @since 0.1.0
+ * @category scheduling
+ */
+export const dueAtOf = (grant: Grant): number | undefined => {
+  if (grant.reauthRequired !== undefined || grant.refreshToken === undefined) return undefined
+  if (grant.refreshDueAt !== undefined) return grant.refreshDueAt
+  if (grant.accessToken === undefined) return 0
+  const lifetime = Math.max(0, grant.expiresAt - grant.issuedAt)
+  return Math.max(0, grant.expiresAt - Math.min(DEFAULT_DUE_MARGIN_MILLIS, Math.floor(lifetime / 2)))
+}
 
 /**
  * The holder's handle on a grant's lock, for fencing.
@@ -158,7 +246,14 @@ export const invalidKey = (key: string): string | undefined => {
  * @category validation
  */
 export const storable = (grant: Grant): Either.Either<Grant, string> => {
-  const times = ["issuedAt", "expiresAt", "refreshTokenExpiresAt", "refreshStartedAt"] as const
+  const times = [
+    "issuedAt",
+    "expiresAt",
+    "refreshTokenExpiresAt",
+    "refreshStartedAt",
+    "refreshDueAt",
+    "failingSince"
+  ] as const
   const fixed: Partial<Record<(typeof times)[number], number>> = {}
   for (const field of times) {
     const value = grant[field]
@@ -198,6 +293,8 @@ const checkKey = (operation: string, key: string): Effect.Effect<void, StoreErro
  */
 export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.sync(() => {
   const grants = new Map<string, Grant>()
+  const due = DueIndex.make()
+  const issuerPauses = new Map<string, number>()
   const locks = new Map<string, { readonly semaphore: Effect.Semaphore; holders: number }>()
 
   const withLock = <A, E, R>(key: string, body: (lease: Lease) => Effect.Effect<A, E, R>) =>
@@ -234,13 +331,28 @@ export const makeMemory: Effect.Effect<TokenStore["Type"]> = Effect.sync(() => {
             onRight: (normal) => {
               const written = withVersion(normal, (expectedVersion ?? 0) + 1)
               grants.set(key, written)
+              due.set(key, dueAtOf(written))
               return Effect.succeed(written)
             }
           })
         })
       ),
-    delete: (key) => Effect.zipRight(checkKey("delete", key), Effect.sync(() => void grants.delete(key))),
-    withLock
+    delete: (key) =>
+      Effect.zipRight(checkKey("delete", key), Effect.sync(() => (grants.delete(key), due.set(key, undefined)))),
+    withLock,
+    scheduling: {
+      claimDue: ({ holdUntil, limit, now }) => Effect.sync(() => due.claim(now, limit, holdUntil)),
+      backlog: (now) => Effect.sync(() => due.backlog(now)),
+      pauseIssuer: (issuer, until) =>
+        Effect.sync(() => void issuerPauses.set(issuer, Math.max(until, issuerPauses.get(issuer) ?? 0))),
+      issuerPausedUntil: (issuer, now) =>
+        Effect.sync(() => {
+          const until = issuerPauses.get(issuer)
+          if (until === undefined || until > now) return until
+          issuerPauses.delete(issuer)
+          return undefined
+        })
+    }
   })
 })
 

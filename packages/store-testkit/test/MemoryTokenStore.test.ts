@@ -3,10 +3,13 @@
  * than in core's tests: core cannot depend on store-testkit, which depends on core.
  */
 import { TokenStore } from "@renew/core"
-import { TokenStoreSuite } from "@renew/store-testkit"
+import { SchedulingSuite, TokenStoreSuite } from "@renew/store-testkit"
 import { Effect } from "effect"
 
 // Every open() reaches the same map, as clients of one backend do.
 const shared = Effect.runSync(TokenStore.makeMemory)
 
 TokenStoreSuite.suite("memory", { open: Effect.succeed(shared), durability: "memory", lease: undefined })
+
+// The due index is global to a backend: each scheduling test gets a map of its own.
+SchedulingSuite.suite("memory", { backend: Effect.map(TokenStore.makeMemory, Effect.succeed) })
