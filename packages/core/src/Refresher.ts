@@ -16,6 +16,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -25,7 +26,7 @@ import * as GrantCache from "./internal/grantCache.js"
 import * as Intent from "./internal/intent.js"
 import { learnRefreshTokenExpiry } from "./internal/diagnosis.js"
 import type { FlightContext, Trigger } from "./internal/refreshFlight.js"
-import { runFlight } from "./internal/refreshFlight.js"
+import { remember, runFlight } from "./internal/refreshFlight.js"
 import * as RefreshGuards from "./internal/refreshGuards.js"
 import type { Outcome } from "./internal/refreshTelemetry.js"
 import { traceFlight } from "./internal/refreshTelemetry.js"
@@ -35,7 +36,7 @@ import * as RefresherSettings from "./internal/refresherSettings.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 import * as Telemetry from "./Telemetry.js"
 import type { Grant, GrantInput } from "./Token.js"
-import { grantFromInput, refreshAt } from "./Token.js"
+import { grantFromInput } from "./Token.js"
 import { TokenEndpoint } from "./TokenEndpoint.js"
 import { TokenStore } from "./TokenStore.js"
 
@@ -44,8 +45,24 @@ import { TokenStore } from "./TokenStore.js"
  * @category models
  */
 export interface RefresherOptions {
-  /** Refresh this long before expiry; never more than half the token's lifetime. Default 60 seconds. */
+  /**
+   * Refresh this long before expiry; never more than half the token's lifetime. Default 60 seconds. With
+   * refresh-ahead (the default) this is the prefetch point: the first call past it starts a background refresh and
+   * is answered at once with the current token.
+   */
   readonly skew?: Duration.DurationInput | undefined
+  /**
+   * Refresh-ahead's stale point: callers wait for the refresh only once the access token is valid for less than this
+   * (and never serve one valid for less). Past the prefetch point (`skew`) and before this one, every caller gets the
+   * current token while one background refresh runs; a failed one is retried per the failure policy, and callers see
+   * the error only from here. Default 5 seconds.
+   */
+  readonly minValidity?: Duration.DurationInput | undefined
+  /**
+   * Refresh ahead of need (default `true`). `false`: the first caller past the `skew` point waits for the refresh,
+   * with everyone who joins it.
+   */
+  readonly refreshAhead?: boolean | undefined
   /** Lifetime assumed for an access token whose response has no `expires_in`. Default 1 hour. */
   readonly defaultLifetime?: Duration.DurationInput | undefined
   /** The retry policy: options for the default one, or your own schedule (wrapped by `RetryPolicy.fromSchedule`). */
@@ -139,7 +156,13 @@ export const make = (
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
     const settings = yield* RefresherSettings.resolve(options, store)
-    const cache = GrantCache.make(clock, { coarse: options.coarseClock === true })
+    // Hits past a grant's prefetch point hand its key to the prefetcher below (synchronously: the hit may come from
+    // the facade's own runtime), which starts a background flight.
+    const prefetchRequests = yield* Queue.unbounded<string>()
+    const cache = GrantCache.make(clock, {
+      coarse: options.coarseClock === true,
+      onPrefetch: (key) => void Queue.unsafeOffer(prefetchRequests, key)
+    })
     const guards = RefreshGuards.make(settings.forcedCooldownMillis)
     yield* Effect.addFinalizer(() => Effect.sync(cache.flushHits))
     const flights = yield* SingleFlight.make<Grant, Errors.RefreshError>()
@@ -153,6 +176,8 @@ export const make = (
       schedule: settings.schedule,
       settings: settings.policy,
       skewMillis: settings.skewMillis,
+      minValidityMillis: settings.minValidityMillis,
+      refreshAhead: settings.refreshAhead,
       defaultLifetimeMillis: settings.defaultLifetimeMillis,
       reuseGraceMillis: settings.reuseGraceMillis,
       isClosed: flights.isClosed,
@@ -185,6 +210,25 @@ export const make = (
       })
     }
 
+    // A background refresh that failed without deciding when to ask again (a pause answered it, or the failure is
+    // not one to serve through) asks again after the stale-retry interval, until the stale point; a dead grant never.
+    const prefetch: Trigger = { _tag: "prefetch" }
+    yield* Queue.take(prefetchRequests).pipe(
+      Effect.flatMap((key) =>
+        flights.spawn(key, (shared) =>
+          flight(key, prefetch)(shared).pipe(
+            Effect.tapError((error) =>
+              Effect.sync(() => {
+                if (error._tag === "InvalidGrant" || error._tag === "EngineClosed") return
+                cache.rearm(key, clock.unsafeCurrentTimeMillis() + settings.policy.staleRetryMillis)
+              })
+            )
+          ))
+      ),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
     const joinFlight = (key: string, trigger: Trigger) =>
       Effect.suspend(() => {
         cache.flushHits()
@@ -207,7 +251,7 @@ export const make = (
           version: 0
         })
         const written = yield* store.compareAndSet(key, version, yield* learnRefreshTokenExpiry(endpoint, built))
-        cache.set(key, written, refreshAt(written, settings.skewMillis))
+        remember(context, key, written)
         guards.forget(key)
         context.unknownOutcomes.delete(key)
         context.rotates.delete(key)

@@ -37,8 +37,15 @@ export interface TokenManagerOptions {
   readonly scope?: string | undefined
   /** Extra form parameters for every refresh request. */
   readonly extraParams?: Readonly<Record<string, string>> | undefined
-  /** Refresh this many seconds before expiry (never more than half the lifetime). Default 60. */
+  /**
+   * Refresh this many seconds before expiry (never more than half the lifetime). Default 60. With refresh-ahead, the
+   * first call past this point starts a background refresh and resolves at once with the current token.
+   */
   readonly skewSeconds?: number | undefined
+  /** Refresh-ahead's stale point: calls wait for a refresh only when the token has less than this left. Default 5. */
+  readonly minValiditySeconds?: number | undefined
+  /** Refresh ahead of need (default `true`); `false` makes the first call past `skewSeconds` wait for the refresh. */
+  readonly refreshAhead?: boolean | undefined
   /** Lifetime assumed when the server sends no `expires_in`, in seconds. Default 3600. */
   readonly defaultLifetimeSeconds?: number | undefined
   /** Per-attempt timeout in milliseconds. Default 10000. */
@@ -145,6 +152,8 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
 
   const layer = Refresher.layer({
     skew: options.skewSeconds !== undefined ? Duration.seconds(options.skewSeconds) : undefined,
+    minValidity: seconds(options.minValiditySeconds),
+    refreshAhead: options.refreshAhead,
     defaultLifetime: options.defaultLifetimeSeconds !== undefined
       ? Duration.seconds(options.defaultLifetimeSeconds)
       : undefined,

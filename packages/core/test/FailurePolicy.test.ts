@@ -13,7 +13,8 @@ const settings: PolicySettings = {
   failureCooldownMillis: 30_000,
   staleRetryMillis: 5_000,
   invalidClientPauseMillis: 60_000,
-  maxRetryAfterMillis: 30_000
+  maxRetryAfterMillis: 30_000,
+  minValidityMillis: 5_000
 }
 
 const facts = (error: Errors.RefreshError, overrides: Partial<FailureFacts> = {}): FailureFacts => ({
@@ -94,9 +95,17 @@ const rows: ReadonlyArray<readonly [name: string, facts: FailureFacts, expected:
   ["429 Retry-After 10 s, token valid: served stale until the pause ends", facts(rateLimited(10_000), {
     accessTokenExpiresAt: NOW + 60_000
   }), { serveStaleUntil: NOW + 10_000, replayUntil: NOW + 10_000 }],
-  ["429 Retry-After 10 s, token about to expire: stale serving stops a second before expiry", facts(rateLimited(10_000), {
-    accessTokenExpiresAt: NOW + 3_000
-  }), { serveStaleUntil: NOW + 2_000 }],
+  ["429 Retry-After 10 s, token valid 8 s more: stale serving stops at minValidity (5 s) before expiry", facts(
+    rateLimited(10_000),
+    { accessTokenExpiresAt: NOW + 8_000 }
+  ), { serveStaleUntil: NOW + 3_000 }],
+  ["503, token valid for less than minValidity: never served, the caller gets the error", facts(serverError, {
+    accessTokenExpiresAt: NOW + 4_999
+  }), { serveStaleUntil: undefined, replayUntil: NOW + 5_000 }],
+  ["503 in a background refresh (prefetch), token still valid: served until the next try", facts(serverError, {
+    trigger: "prefetch",
+    accessTokenExpiresAt: NOW + 60_000
+  }), { serveStaleUntil: NOW + 5_000, replayUntil: undefined }],
   ["a failure before any request (lock timeout): no pause at all", facts(new Errors.LockTimeout({ waitedMillis: 60_000 }), {
     attemptsSent: 0
   }), { replayUntil: undefined, serveStaleUntil: undefined, pauseClientUntil: undefined }],

@@ -213,7 +213,12 @@ describe("Refresher", () => {
         assert.strictEqual(Redacted.value(next), endpoint.lastIssued()!.accessToken)
         assert.strictEqual(endpoint.refreshRequests, 3)
       }).pipe(Effect.provide(engine(endpoint, {
-        refresher: { staleRetryInterval: "200 millis", retry: { maxAttempts: 2, initialDelay: "10 millis" } }
+        // The caller waits for the refresh (no refresh-ahead): what it is served after the failure is the subject.
+        refresher: {
+          staleRetryInterval: "200 millis",
+          retry: { maxAttempts: 2, initialDelay: "10 millis" },
+          refreshAhead: false
+        }
       })))
     }))
 

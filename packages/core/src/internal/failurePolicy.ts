@@ -15,7 +15,7 @@ import * as Errors from "../RefreshError.js"
 import type { ReauthReason } from "../Token.js"
 
 /** @internal */
-export type TriggerKind = "due" | "forced" | "rejected"
+export type TriggerKind = "due" | "prefetch" | "forced" | "rejected"
 
 /** Why an attempt's outcome is unknown: the server may or may not have rotated the refresh token. @internal */
 export type UnknownOutcome = "timeout" | "connection_reset" | "unreadable_answer"
@@ -51,6 +51,8 @@ export interface PolicySettings {
   readonly failureCooldownMillis: number
   /** After a transient failure: serve the still-valid token, or replay the error, for this long. */
   readonly staleRetryMillis: number
+  /** A token valid for less than this is never served after a failure: callers get the error (refresh-ahead's stale point). */
+  readonly minValidityMillis: number
   readonly invalidClientPauseMillis: number
   /** The longest server-requested pause honoured (`Retry-After`). */
   readonly maxRetryAfterMillis: number
@@ -148,13 +150,17 @@ export const decide = (facts: FailureFacts, settings: PolicySettings): FailureDe
         : undefined
       const pausedUntil = sent && retryAfter !== undefined ? now + retryAfter : undefined
       const validUntil = facts.accessTokenExpiresAt
-      if (facts.trigger === "due" && validUntil !== undefined && now < validUntil) {
+      const servable = validUntil !== undefined && now < validUntil - settings.minValidityMillis
+      if ((facts.trigger === "due" || facts.trigger === "prefetch") && servable) {
         // The token still works: serve it and look again shortly, never before the server allows.
         return {
           ...base,
           replayUntil: pausedUntil,
           replayBindsForced: pausedUntil !== undefined,
-          serveStaleUntil: Math.min(validUntil - 1000, Math.max(now + settings.staleRetryMillis, pausedUntil ?? 0))
+          serveStaleUntil: Math.min(
+            validUntil! - settings.minValidityMillis,
+            Math.max(now + settings.staleRetryMillis, pausedUntil ?? 0)
+          )
         }
       }
       if (!sent) return base

@@ -1,6 +1,9 @@
 /**
  * The in-memory copy of fresh grants: the cached path is a Map lookup and a clock read, no fiber, no store read.
  *
+ * Refresh-ahead: an entry is served until `until` (the stale point); past `prefetchAt` the first hit also asks for a
+ * background refresh (`onPrefetch`), once, and keeps being served while it runs.
+ *
  * @internal
  */
 import type * as Clock from "effect/Clock"
@@ -11,13 +14,18 @@ interface Entry {
   readonly grant: Grant
   /** When this entry stops being served from memory. */
   readonly until: number
+  /** When the first hit asks for a background refresh; `Infinity` once asked (or never). */
+  prefetchAt: number
 }
 
 /** @internal */
 export interface GrantCache {
   /** The grant, if it may still be served from memory. */
   readonly get: (key: string) => Grant | undefined
-  readonly set: (key: string, grant: Grant, until: number) => void
+  /** Serves `grant` until `until`; past `prefetchAt` (default: never) the first hit asks for a background refresh. */
+  readonly set: (key: string, grant: Grant, until: number, prefetchAt?: number) => void
+  /** Asks again for a background refresh at `at`, if the entry has already asked and is still served then. */
+  readonly rearm: (key: string, at: number) => void
   readonly delete: (key: string) => void
   /** Adds the hits counted so far to the metric. */
   readonly flushHits: () => void
@@ -35,7 +43,14 @@ const HITS_PER_CLOCK_READ = 32
  *
  * @internal
  */
-export const make = (clock: Clock.Clock, options: { readonly coarse: boolean }): GrantCache => {
+export const make = (
+  clock: Clock.Clock,
+  options: {
+    readonly coarse: boolean
+    /** Called synchronously by the hit that passes an entry's `prefetchAt`; must not block. */
+    readonly onPrefetch: (key: string) => void
+  }
+): GrantCache => {
   const entries = new Map<string, Entry>()
   let pendingHits = 0
   const flushHits = () => {
@@ -63,15 +78,25 @@ export const make = (clock: Clock.Clock, options: { readonly coarse: boolean }):
     get: (key) => {
       const entry = entries.get(key)
       if (entry === undefined) return undefined
-      if (now() >= entry.until) {
+      const at = now()
+      if (at >= entry.until) {
         // Past its time the entry is only a stale copy of the store: drop it, so keys not used again do not pile up.
         entries.delete(key)
         return undefined
       }
+      if (at >= entry.prefetchAt) {
+        entry.prefetchAt = Infinity
+        options.onPrefetch(key)
+      }
       if (++pendingHits === 64) flushHits()
       return entry.grant
     },
-    set: (key, grant, until) => void entries.set(key, { grant, until }),
+    set: (key, grant, until, prefetchAt = Infinity) =>
+      void entries.set(key, { grant, until, prefetchAt: prefetchAt < until ? prefetchAt : Infinity }),
+    rearm: (key, at) => {
+      const entry = entries.get(key)
+      if (entry !== undefined && entry.prefetchAt === Infinity && at < entry.until) entry.prefetchAt = at
+    },
     delete: (key) => void entries.delete(key),
     flushHits,
     sweep: () => {

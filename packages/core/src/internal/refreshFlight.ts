@@ -32,6 +32,8 @@ import { spanEvent, withLockTraced } from "./refreshTelemetry.js"
 /** @internal */
 export type Trigger =
   | { readonly _tag: "due" }
+  /** A background refresh started by a hit past the prefetch point: nobody waits on it. */
+  | { readonly _tag: "prefetch" }
   | { readonly _tag: "forced" }
   | { readonly _tag: "rejected"; readonly accessToken: string }
 
@@ -46,6 +48,9 @@ export interface FlightContext {
   readonly schedule: Schedule.Schedule<unknown, Errors.RefreshError>
   readonly settings: PolicySettings
   readonly skewMillis: number
+  /** Refresh-ahead's stale point, before expiry (0 with refresh-ahead off). */
+  readonly minValidityMillis: number
+  readonly refreshAhead: boolean
   readonly defaultLifetimeMillis: number
   readonly reuseGraceMillis: number
   readonly isClosed: () => boolean
@@ -74,7 +79,11 @@ export const load = (store: TokenStore["Type"], key: string): Effect.Effect<Gran
 export const usable = (context: FlightContext, key: string, grant: Grant, trigger: Trigger, now: number): boolean => {
   if (grant.accessToken === undefined) return false
   switch (trigger._tag) {
+    // A caller is served until the stale point (a background refresh is asked for past the prefetch point) ...
     case "due":
+      return now < staleAt(context, grant)
+    // ... which that refresh must not take as an answer.
+    case "prefetch":
       return now < refreshAt(grant, context.skewMillis)
     // A forced refresh (or a 401) may be answered with the stored grant, but never with an expired access token.
     case "rejected":
@@ -119,8 +128,20 @@ export const runFlight = (
     })
   )
 
-const remember = (context: FlightContext, key: string, grant: Grant): Grant => {
-  context.cache.set(key, grant, refreshAt(grant, context.skewMillis))
+/**
+ * Until when the cached grant is served: the prefetch point without refresh-ahead, else the stale point
+ * (`minValidity` before expiry, never before the prefetch point). @internal
+ */
+export const staleAt = (context: Pick<FlightContext, "skewMillis" | "minValidityMillis" | "refreshAhead">, grant: Grant) => {
+  const prefetchAt = refreshAt(grant, context.skewMillis)
+  return context.refreshAhead ? Math.max(prefetchAt, grant.expiresAt - context.minValidityMillis) : prefetchAt
+}
+
+/** Caches `grant`: served until its stale point, a background refresh asked for past its prefetch point. @internal */
+export const remember = (context: FlightContext, key: string, grant: Grant): Grant => {
+  context.cache.set(key, grant, staleAt(context, grant), refreshAt(grant, context.skewMillis))
+  // A grant read already past its prefetch point (a cold cache) asks for its background refresh now.
+  context.cache.get(key)
   return grant
 }
 
@@ -157,7 +178,7 @@ const refreshLocked = (context: FlightContext, locked: Locked): Effect.Effect<Gr
     const refreshToken = current.refreshToken
     if (refreshToken === undefined) return yield* new Errors.NoRefreshToken()
     const now = yield* Clock.currentTimeMillis
-    if (trigger._tag !== "due") context.guards.noteForced(key, now)
+    if (trigger._tag === "forced" || trigger._tag === "rejected") context.guards.noteForced(key, now)
     // An earlier refresh without a recorded outcome (its intent is still there): the server may have rotated this
     // token (DU-4). This process may know why it has none.
     const earlier = current.refreshStartedAt !== undefined ? context.unknownOutcomes.get(key) ?? "unrecorded" : undefined
@@ -258,7 +279,9 @@ const onFailure = (
     const decision = decide({ ...facts, verdict }, context.settings)
     if (decision.markReauth !== undefined) {
       yield* intent.markReauth(key, current, held, decision.markReauth)
-      context.cache.delete(key)
+      // A background refresh leaves the still-valid token served until its stale point (then callers get the error);
+      // anything else stops serving it at once.
+      if (trigger._tag !== "prefetch") context.cache.delete(key)
     } else if (decision.intent === "clear") {
       yield* intent.clear(key, current, held)
     }
@@ -277,7 +300,9 @@ const onFailure = (
       })
     }
     if (decision.serveStaleUntil !== undefined) {
-      context.cache.set(key, current, decision.serveStaleUntil)
+      // A background refresh keeps serving the token until its stale point and asks again at `serveStaleUntil`.
+      if (trigger._tag === "prefetch") context.cache.set(key, current, staleAt(context, current), decision.serveStaleUntil)
+      else context.cache.set(key, current, decision.serveStaleUntil)
       outcome.value = "served_stale"
       outcome.failureTag = error._tag
       yield* spanEvent(Telemetry.Events.servedStale, { [Telemetry.Attributes.errorType]: error._tag })

@@ -52,7 +52,7 @@ export const make = (forcedCooldownMillis: number): RefreshGuards => {
         pauses.delete(key)
         return undefined
       }
-      return trigger === "due" || pause.bindsForced ? pause.error : undefined
+      return trigger === "due" || trigger === "prefetch" || pause.bindsForced ? pause.error : undefined
     },
     pauseGrant: (key, pause) => void pauses.set(key, pause),
     pauseClient: (error, until) => {

@@ -17,6 +17,10 @@ import { tracedSchedule } from "./refreshTelemetry.js"
 /** @internal */
 export interface RefresherSettings {
   readonly skewMillis: number
+  /** Callers wait for a refresh only when the token is valid for less than this (refresh-ahead's stale point). */
+  readonly minValidityMillis: number
+  /** Whether a hit past the prefetch point (`skew` before expiry) starts a background refresh. */
+  readonly refreshAhead: boolean
   readonly defaultLifetimeMillis: number
   readonly forcedCooldownMillis: number
   readonly reuseGraceMillis: number
@@ -65,8 +69,11 @@ export const resolve = (
         }
         : { _tag: "policy", schedule: RetryPolicy.make({ maxRetryAfter: maxRetryAfterMillis, ...options.retry }) }
     )
+    const minValidityMillis = yield* millis("minValidity", options.minValidity, 5_000)
     return {
       skewMillis: yield* millis("skew", options.skew, 60_000),
+      minValidityMillis,
+      refreshAhead: options.refreshAhead !== false,
       defaultLifetimeMillis: yield* millis("defaultLifetime", options.defaultLifetime, 3_600_000),
       forcedCooldownMillis: yield* millis("forcedRefreshCooldown", options.forcedRefreshCooldown, 10_000),
       reuseGraceMillis: yield* millis("reuseGracePeriod", options.reuseGracePeriod, 0),
@@ -74,6 +81,7 @@ export const resolve = (
       policy: {
         failureCooldownMillis: yield* millis("failureCooldown", options.failureCooldown, 30_000),
         staleRetryMillis: yield* millis("staleRetryInterval", options.staleRetryInterval, 5_000),
+        minValidityMillis,
         invalidClientPauseMillis: yield* millis("invalidClientPause", options.invalidClientPause, 30_000),
         maxRetryAfterMillis
       },

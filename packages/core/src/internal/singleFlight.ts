@@ -32,6 +32,11 @@ export interface SingleFlight<A, E> {
     key: string,
     start: (flight: Flight) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | Errors.EngineClosed, R>
+  /**
+   * Starts `start` as the key's flight unless one is running or the engine is closed, and returns at once: nobody
+   * waits on it (a background refresh). Its outcome is for whoever joins it meanwhile.
+   */
+  readonly spawn: <R>(key: string, start: (flight: Flight) => Effect.Effect<A, E, R>) => Effect.Effect<void, never, R>
   readonly isClosed: () => boolean
 }
 
@@ -55,38 +60,45 @@ export const make = <A, E>(): Effect.Effect<SingleFlight<A, E>, never, Scope.Sco
       })
     )
 
+    /** The key's running flight, or a new one started with `waiters` waiters; `undefined` once closed. */
+    const flightFor = <R>(key: string, start: (flight: Flight) => Effect.Effect<A, E, R>, waiters: number) =>
+      Effect.suspend((): Effect.Effect<Running<A, E> | undefined, never, R> => {
+        if (closed) return Effect.succeed(undefined)
+        const existing = flights.get(key)
+        if (existing !== undefined) {
+          existing.waiters += waiters
+          return Effect.succeed(existing)
+        }
+        const flight: Running<A, E> = { deferred: Deferred.unsafeMake(FiberId.none), waiters }
+        flights.set(key, flight)
+        // Registration and fork are atomic; the flight itself stays interruptible (shutdown). Its completion is
+        // installed outside that boundary, so even a flight interrupted before it starts completes its Deferred.
+        return Effect.as(
+          Effect.forkIn(
+            Effect.onExit(Effect.interruptible(start(flight)), (exit) =>
+              Effect.suspend(() => {
+                // Leave the map first, so a caller arriving after completion hits the cache or starts anew.
+                if (flights.get(key) === flight) flights.delete(key)
+                // A flight is only ever interrupted by shutdown: its callers get a tagged error, not an interruption.
+                return Deferred.done(
+                  flight.deferred,
+                  Exit.isInterrupted(exit) ? Exit.fail(new Errors.EngineClosed()) : exit
+                )
+              })),
+            flightScope
+          ),
+          flight
+        )
+      })
+
     const join = <R>(key: string, start: (flight: Flight) => Effect.Effect<A, E, R>) =>
       Effect.flatMap(
-        Effect.uninterruptible(Effect.suspend(() => {
-          if (closed) return Effect.fail(new Errors.EngineClosed())
-          const existing = flights.get(key)
-          if (existing !== undefined) {
-            existing.waiters++
-            return Effect.succeed(existing)
-          }
-          const flight: Running<A, E> = { deferred: Deferred.unsafeMake(FiberId.none), waiters: 1 }
-          flights.set(key, flight)
-          // Registration and fork are atomic; the flight itself stays interruptible (shutdown). Its completion is
-          // installed outside that boundary, so even a flight interrupted before it starts completes its Deferred.
-          return Effect.as(
-            Effect.forkIn(
-              Effect.onExit(Effect.interruptible(start(flight)), (exit) =>
-                Effect.suspend(() => {
-                  // Leave the map first, so a caller arriving after completion hits the cache or starts anew.
-                  if (flights.get(key) === flight) flights.delete(key)
-                  // A flight is only ever interrupted by shutdown: its callers get a tagged error, not an interruption.
-                  return Deferred.done(
-                    flight.deferred,
-                    Exit.isInterrupted(exit) ? Exit.fail(new Errors.EngineClosed()) : exit
-                  )
-                })),
-              flightScope
-            ),
-            flight
-          )
-        })),
-        (flight) => Deferred.await(flight.deferred)
+        Effect.uninterruptible(flightFor(key, start, 1)),
+        (flight) => flight === undefined ? Effect.fail(new Errors.EngineClosed()) : Deferred.await(flight.deferred)
       )
 
-    return { join, isClosed: () => closed }
+    const spawn = <R>(key: string, start: (flight: Flight) => Effect.Effect<A, E, R>) =>
+      Effect.asVoid(Effect.uninterruptible(flightFor(key, start, 0)))
+
+    return { join, spawn, isClosed: () => closed }
   })
