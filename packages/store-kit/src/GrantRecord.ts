@@ -27,6 +27,10 @@ export interface GrantRecord {
   readonly refresh_token_expires_at: number | null
   readonly refresh_started_at: number | null
   readonly reauth_required: string | null
+  /** When the scheduler should refresh the grant, as the engine set it (`Grant.refreshDueAt`). Not a secret. */
+  readonly refresh_due_at: number | null
+  /** When the grant's refreshes started failing (`Grant.failingSince`). Not a secret. */
+  readonly failing_since: number | null
   /** The id of the key that sealed the token fields; `null` when they are stored as they are. */
   readonly key_id: string | null
 }
@@ -45,6 +49,8 @@ export const fields: ReadonlyArray<keyof GrantRecord> = [
   "refresh_token_expires_at",
   "refresh_started_at",
   "reauth_required",
+  "refresh_due_at",
+  "failing_since",
   "key_id"
 ]
 
@@ -85,6 +91,8 @@ export const encode = (key: string, version: number, grant: Token.Grant, cipher:
     refresh_token_expires_at: grant.refreshTokenExpiresAt ?? null,
     refresh_started_at: grant.refreshStartedAt ?? null,
     reauth_required: grant.reauthRequired ?? null,
+    refresh_due_at: grant.refreshDueAt ?? null,
+    failing_since: grant.failingSince ?? null,
     key_id: keyId
   }
 }
@@ -98,6 +106,11 @@ export interface Prepared {
   readonly record: GrantRecord
   /** The grant as stored (times in whole milliseconds, within range) at its new version: what the write returns. */
   readonly grant: Token.Grant
+  /**
+   * The grant's entry in the due index (`TokenStore.dueAtOf`), written in the same atomic write as the record; `null`:
+   * never due (dead, or no refresh token), so not in the index.
+   */
+  readonly dueAt: number | null
 }
 
 /**
@@ -117,7 +130,11 @@ export const prepare = (
     const problem = TokenStore.invalidKey(key)
     if (problem !== undefined) return yield* Either.left(storeError("compareAndSet", problem))
     const normal = yield* Either.mapLeft(TokenStore.storable(grant), (detail) => storeError("compareAndSet", detail))
-    return { record: encode(key, version, normal, cipher), grant: TokenStore.withVersion(normal, version) }
+    return {
+      record: encode(key, version, normal, cipher),
+      grant: TokenStore.withVersion(normal, version),
+      dueAt: TokenStore.dueAtOf(normal) ?? null
+    }
   })
 
 /**
@@ -188,6 +205,9 @@ export const decode = (
     const refreshTokenExpiresAt = numeric(record.refresh_token_expires_at)
     const refreshStartedAt = numeric(record.refresh_started_at)
     const reauthRequired = text(record.reauth_required)
+    // From the record, never from the due index: a claim moves the index entry, not the grant's own due time.
+    const refreshDueAt = numeric(record.refresh_due_at)
+    const failingSince = numeric(record.failing_since)
     const tokenType = text(record.token_type)
     const issuedAt = numeric(record.issued_at)
     const expiresAt = numeric(record.expires_at)
@@ -206,6 +226,8 @@ export const decode = (
         ...(refreshTokenExpiresAt !== undefined ? { refreshTokenExpiresAt } : {}),
         ...(refreshStartedAt !== undefined ? { refreshStartedAt } : {}),
         ...(reauthRequired !== undefined ? { reauthRequired: reauthRequired as Token.ReauthReason } : {}),
+        ...(refreshDueAt !== undefined ? { refreshDueAt } : {}),
+        ...(failingSince !== undefined ? { failingSince } : {}),
         version
       })
     } catch {

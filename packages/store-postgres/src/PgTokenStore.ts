@@ -9,6 +9,8 @@
  *   and released by single autocommit statements conditional on the owner (LK-1). No transaction and no session-level
  *   advisory lock is ever held across the token request, so it works behind transaction-pooling proxies (PgBouncer).
  *   The lease is renewed every third of its TTL while the refresh runs (LK-3); a dead holder's lease expires (LK-2).
+ * - The scheduler's due index is a `due_at` column written with the grant; claims are one `FOR UPDATE SKIP LOCKED`
+ *   statement, and issuer pauses a small table (`renew_issuer_pauses`).
  * - Migrations are versioned in `renew_schema_version` and run under a transaction-scoped advisory lock, so replicas
  *   starting together migrate once. A newer schema is refused and left alone.
  * - `synchronous_commit = off` (database, role or connection) is refused unless `allowAsyncCommit` (DU-2).
@@ -36,8 +38,18 @@ import * as Crypto from "node:crypto"
 import * as GrantRecord from "@renew/store-kit/GrantRecord"
 import { makeWithLock } from "@renew/store-kit/Lease"
 import * as StoreOptions from "@renew/store-kit/StoreOptions"
+import { describeUrl, explain } from "./internal/errors.js"
+import * as Scheduling from "./internal/scheduling.js"
+import * as Schema from "./internal/schema.js"
 
 export type { Encryption } from "@renew/store-kit/Cipher"
+
+/**
+ * The schema version this code writes and understands.
+ *
+ * @since 0.1.0
+ */
+export const SCHEMA_VERSION = Schema.SCHEMA_VERSION
 
 /**
  * @since 0.1.0
@@ -48,7 +60,10 @@ export interface PgTokenStoreOptions extends StoreOptions.CommonOptions {
   readonly url: Redacted.Redacted<string>
   /** The schema holding the tables; created if missing. Default `"public"`. */
   readonly schema?: string | undefined
-  /** Prefix of the table names: `<prefix>grants`, `<prefix>leases`, `<prefix>schema_version`. Default `"renew_"`. */
+  /**
+   * Prefix of the table names: `<prefix>grants`, `<prefix>leases`, `<prefix>issuer_pauses`, `<prefix>schema_version`.
+   * Default `"renew_"`.
+   */
   readonly tablePrefix?: string | undefined
   /**
    * Accept `synchronous_commit = off`, under which a PostgreSQL crash can lose acknowledged writes (up to three times
@@ -65,45 +80,6 @@ export interface PgTokenStoreOptions extends StoreOptions.CommonOptions {
   readonly applicationName?: string | undefined
 }
 
-/** The schema version this code writes and understands. */
-export const SCHEMA_VERSION = 1
-
-const MIGRATIONS: ReadonlyArray<(t: Tables) => ReadonlyArray<string>> = [
-  // 1: grants and leases.
-  (t) => [
-    `CREATE TABLE IF NOT EXISTS ${t.grants} (
-      key TEXT PRIMARY KEY,
-      version BIGINT NOT NULL,
-      access_token TEXT,
-      refresh_token TEXT,
-      token_type TEXT NOT NULL,
-      issued_at BIGINT NOT NULL,
-      expires_at BIGINT NOT NULL,
-      scope TEXT,
-      refresh_token_expires_at BIGINT,
-      refresh_started_at BIGINT,
-      reauth_required TEXT,
-      key_id TEXT,
-      write_id TEXT,
-      updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-    )`,
-    // UNLOGGED: a lease is coordination, not data. Claiming and releasing one then costs no WAL flush (the grant
-    // writes do), and a crash that empties the table only frees leases whose holders' renewals fail anyway; the
-    // grant's version check still fences any write.
-    `CREATE UNLOGGED TABLE IF NOT EXISTS ${t.leases} (
-      key TEXT PRIMARY KEY,
-      owner TEXT NOT NULL,
-      expires_at TIMESTAMPTZ NOT NULL
-    )`
-  ]
-]
-
-interface Tables {
-  readonly schema: string
-  readonly grants: string
-  readonly leases: string
-  readonly versions: string
-}
 
 // A row of the grants table; PostgreSQL hands bigints back as strings, which GrantRecord.decode accepts.
 interface GrantRow {
@@ -115,66 +91,6 @@ interface GrantRow {
 const storeError = (operation: string, detail: string) => new RefreshError.StoreError({ operation, detail })
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,40}$/
-
-/** host:port/database of the URL, never its credentials. */
-const describeUrl = (url: string): string => {
-  try {
-    const parsed = new URL(url)
-    return `${parsed.hostname || "localhost"}:${parsed.port || "5432"}${parsed.pathname || ""}`
-  } catch {
-    return "the configured DATABASE_URL (unparsable)"
-  }
-}
-
-/** The driver error inside a SqlError (or a defect), or the value itself. */
-const rootCause = (error: unknown): unknown => {
-  let current = error
-  for (let i = 0; i < 3; i++) {
-    if (typeof current === "object" && current !== null && "cause" in current && (current as { cause: unknown }).cause) {
-      current = (current as { cause: unknown }).cause
-    } else break
-  }
-  return current
-}
-
-/** Turns what pg / PostgreSQL say into advice. Never quotes row data or credentials. */
-const explain = (where: string, error: unknown): string => {
-  const cause = rootCause(error)
-  const code = typeof cause === "object" && cause !== null ? String((cause as { code?: unknown }).code ?? "") : ""
-  const message = cause instanceof Error ? cause.message : String(cause)
-  if (code === "ECONNREFUSED") {
-    return `PostgreSQL at ${where} refused the connection. Check that it is running and DATABASE_URL points at it`
-  }
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `the host of ${where} does not resolve. Check DATABASE_URL`
-  if (/timeout exceeded when trying to connect|Connection terminated due to connection timeout/i.test(message) || code === "ETIMEDOUT") {
-    return `connecting to PostgreSQL at ${where} timed out. Check that it is up, the network path, and max_connections`
-  }
-  if (code === "57P01" || code === "57P02" || /terminating connection/i.test(message)) {
-    return `PostgreSQL at ${where} terminated the connection (restart, failover, or pg_terminate_backend). ` +
-      "The pool opens a new one on the next call; a write that was in flight may or may not have been applied"
-  }
-  if (code === "57P03") return `PostgreSQL at ${where} is starting up or shutting down. Retry in a moment`
-  if (/Connection terminated|ECONNRESET|EPIPE|Client has encountered a connection error/i.test(message) || code === "ECONNRESET" || code.startsWith("08")) {
-    return `the connection to PostgreSQL at ${where} was lost. Check that it is up; the pool reconnects by itself on the next call`
-  }
-  if (code === "28P01" || code === "28000") {
-    return `PostgreSQL at ${where} rejected the credentials. Check the user and password in DATABASE_URL (and pg_hba.conf)`
-  }
-  if (code === "3D000") return `the database in ${where} does not exist. Create it or fix DATABASE_URL`
-  if (code === "42501") {
-    return `the database user lacks a privilege (${message}). Grant USAGE and CREATE on the schema and SELECT, INSERT, UPDATE, DELETE on the renew tables`
-  }
-  if (code === "42P01") {
-    return `a renew table is missing (${message}). Was it dropped? Restart the process so the store migrates again`
-  }
-  if (code === "53300") return `PostgreSQL at ${where} has no free connection slots. Lower maxConnections or put a pooler in front`
-  if (code === "25006") return `PostgreSQL at ${where} is a read-only standby. Point DATABASE_URL at the primary`
-  if (code === "53100") return `PostgreSQL at ${where} is out of disk space. Free space on its data volume`
-  if (code === "57014") return `a statement was cancelled (statement_timeout or queryTimeout). PostgreSQL is overloaded or a row is locked`
-  if (code === "40001" || code === "40P01") return `a serialization failure or deadlock. Retry`
-  return `PostgreSQL at ${where} failed: ${message.split("\n")[0]!.slice(0, 200)}${code ? ` (SQLSTATE ${code})` : ""}`
-}
-
 
 /**
  * Opens a pool to the database at `options.url`, checks `synchronous_commit`, migrates the tables, and returns the
@@ -204,12 +120,7 @@ export const make = (
         })
       }
     }
-    const tables: Tables = {
-      schema: schemaName,
-      grants: `${schemaName}.${tablePrefix}grants`,
-      leases: `${schemaName}.${tablePrefix}leases`,
-      versions: `${schemaName}.${tablePrefix}schema_version`
-    }
+    const tables = Schema.tables(schemaName, tablePrefix)
 
     const context = yield* Layer.build(PgClient.layer({
       url: options.url,
@@ -261,28 +172,8 @@ export const make = (
       )
     }
 
-    // Migrations, serialized across replicas by a transaction-scoped advisory lock (released at commit: no session
-    // state survives, so this is safe behind transaction pooling).
-    yield* run(
-      "migrate",
-      sql.withTransaction(Effect.gen(function*() {
-        yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`renew:migrate:${tables.grants}`}))`
-        const exists = yield* sql`SELECT 1 FROM pg_namespace WHERE nspname = ${schemaName}`
-        if (exists.length === 0) yield* sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${schemaName}`)
-        yield* sql.unsafe(
-          `CREATE TABLE IF NOT EXISTS ${tables.versions} (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`
-        )
-        const [{ current }] = (yield* sql.unsafe(
-          `SELECT COALESCE(MAX(version), 0)::int AS current FROM ${tables.versions}`
-        )) as unknown as [{ current: number }]
-        if (current > SCHEMA_VERSION) return current
-        for (let version = current + 1; version <= SCHEMA_VERSION; version++) {
-          for (const statement of MIGRATIONS[version - 1]!(tables)) yield* sql.unsafe(statement)
-          yield* sql.unsafe(`INSERT INTO ${tables.versions} (version) VALUES (${version})`)
-        }
-        return current
-      }))
-    ).pipe(
+    // Migrations, serialized across replicas (see Schema.migrate).
+    yield* run("migrate", Schema.migrate(sql, tables)).pipe(
       Effect.flatMap((found) =>
         found > SCHEMA_VERSION
           ? Effect.fail(storeError(
@@ -320,7 +211,8 @@ export const make = (
         const version = (expectedVersion ?? 0) + 1
         const prepared = yield* GrantRecord.prepare(key, version, grant, cipher)
         const writeId = Crypto.randomUUID()
-        const columns = { version, ...prepared.record, write_id: writeId }
+        // The due index entry goes with the grant, in the same statement.
+        const columns = { version, ...prepared.record, due_at: prepared.dueAt, write_id: writeId }
         // One statement each: the version check and the write cannot be split.
         const statement = expectedVersion === undefined
           ? sql`INSERT INTO ${grants} ${sql.insert({ key, ...columns })} ON CONFLICT (key) DO NOTHING RETURNING version`
@@ -390,7 +282,15 @@ export const make = (
       backend: "PostgreSQL"
     })
 
-    return TokenStore.TokenStore.of({ durability, lease, get, compareAndSet, delete: remove, withLock })
+    return TokenStore.TokenStore.of({
+      durability,
+      lease,
+      get,
+      compareAndSet,
+      delete: remove,
+      withLock,
+      scheduling: Scheduling.make(sql, tables, run)
+    })
   })
 
 /**

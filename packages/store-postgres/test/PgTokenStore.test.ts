@@ -11,7 +11,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Refresher, Token, TokenStore } from "@renew/core"
 import { PgTokenStore } from "@renew/store-postgres"
-import { Engine, LeaseSuite, SealingSuite, Services, TokenStoreSuite } from "@renew/store-testkit"
+import { Engine, LeaseSuite, SchedulingSuite, SealingSuite, Services, TokenStoreSuite } from "@renew/store-testkit"
 import { Context, Deferred, Effect, Fiber, Layer, Option, Redacted, Schedule } from "effect"
 
 const { engine, scriptedEndpoint, seedExpired } = Engine
@@ -93,6 +93,17 @@ if (postgres.available) {
       Effect.flatMap(admin, (sql) => sql`UPDATE ${sql(`${SCHEMA}.renew_grants`)} SET ${sql.update(fields)} WHERE key = ${k}`)
   })
 
+  // The due index is global to a schema: each scheduling test gets a schema of its own (dropped after it), and each
+  // client it opens is a pool of its own.
+  let schedulingSchemas = 0
+  SchedulingSuite.suite("postgres", {
+    backend: Effect.gen(function*() {
+      const schema = `${SCHEMA}_sched${schedulingSchemas++}`
+      yield* Effect.addFinalizer(() => dropSchema(schema))
+      return open({ schema, maxConnections: 10 })
+    })
+  })
+
   afterAll(() => Effect.runPromise(dropSchema(SCHEMA)))
 }
 
@@ -112,6 +123,37 @@ describe.runIf(postgres.available)("PgTokenStore: leases and encryption", () => 
           WHERE l.locktype = 'advisory' AND a.application_name = ${`${APP}-pooling`}`
         assert.strictEqual(advisory.length, 0)
       }))
+    }))
+
+  it.scopedLive("a claim commits at once (SC-3, SC-4): no transaction or advisory lock is left, and the grant's version and write are untouched", () =>
+    Effect.gen(function*() {
+      const schema = `${SCHEMA}_claim`
+      yield* Effect.addFinalizer(() => dropSchema(schema))
+      const app = `${APP}-claim`
+      const store = yield* open({ schema, applicationName: app })
+      const sql = yield* admin
+      yield* store.compareAndSet("k", undefined, new Token.Grant({ ...grant("at_claim"), refreshDueAt: 1_000 }))
+      const row = () =>
+        Effect.map(
+          sql<{ version: string; write_id: string; due_at: string; refresh_due_at: string }>`
+            SELECT version, write_id, due_at, refresh_due_at FROM ${sql(`${schema}.renew_grants`)} WHERE key = 'k'`,
+          (rows) => rows[0]!
+        )
+      const before = yield* row()
+      assert.deepStrictEqual(yield* store.scheduling!.claimDue({ now: 2_000, limit: 10, holdUntil: 9_000 }), [
+        { key: "k", dueAt: 1_000 }
+      ])
+      const after = yield* row()
+      assert.deepStrictEqual(after, { ...before, due_at: "9000" })
+      assert.strictEqual(Option.getOrThrow(yield* store.get("k")).refreshDueAt, 1_000)
+      const sessions = yield* sql<{ xact: boolean }>`
+        SELECT xact_start IS NOT NULL AS xact FROM pg_stat_activity WHERE application_name = ${app}`
+      assert.isAbove(sessions.length, 0)
+      assert.isTrue(sessions.every((session) => !session.xact), JSON.stringify(sessions))
+      const advisory = yield* sql`
+        SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND a.application_name = ${app}`
+      assert.strictEqual(advisory.length, 0)
     }))
 
   it.scopedLive("encrypts the token columns at rest; a wrong key is a StoreError that says what to do", () =>
@@ -137,8 +179,42 @@ describe.runIf(postgres.available)("PgTokenStore: migrations and refusals", () =
       const stores = yield* Effect.all(Array.from({ length: 4 }, () => open({ schema })), { concurrency: "unbounded" })
       assert.strictEqual(stores.length, 4)
       const sql = yield* admin
-      const versions = yield* sql<{ version: number }>`SELECT version FROM ${sql(`${schema}.renew_schema_version`)}`
-      assert.deepStrictEqual(versions.map((v) => v.version), [PgTokenStore.SCHEMA_VERSION])
+      const versions = yield* sql<{ version: number }>`SELECT version FROM ${sql(`${schema}.renew_schema_version`)} ORDER BY version`
+      assert.deepStrictEqual(
+        versions.map((v) => v.version),
+        Array.from({ length: PgTokenStore.SCHEMA_VERSION }, (_, i) => i + 1)
+      )
+    }))
+
+  it.scopedLive("tables of schema version 1 are migrated: grants stay readable and join the due index with their next write", () =>
+    Effect.gen(function*() {
+      const schema = `${SCHEMA}_v1`
+      yield* Effect.addFinalizer(() => dropSchema(schema))
+      const sql = yield* admin
+      // The tables as @renew/store-postgres 0.1.0 created them, holding one grant.
+      yield* sql.unsafe(`CREATE SCHEMA ${schema}`)
+      yield* sql.unsafe(`CREATE TABLE ${schema}.renew_schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`)
+      yield* sql.unsafe(`INSERT INTO ${schema}.renew_schema_version (version) VALUES (1)`)
+      yield* sql.unsafe(`CREATE TABLE ${schema}.renew_grants (key TEXT PRIMARY KEY, version BIGINT NOT NULL, access_token TEXT,
+        refresh_token TEXT, token_type TEXT NOT NULL, issued_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, scope TEXT,
+        refresh_token_expires_at BIGINT, refresh_started_at BIGINT, reauth_required TEXT, key_id TEXT, write_id TEXT,
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now())`)
+      yield* sql.unsafe(`CREATE UNLOGGED TABLE ${schema}.renew_leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)`)
+      yield* sql.unsafe(`INSERT INTO ${schema}.renew_grants (key, version, access_token, refresh_token, token_type, issued_at,
+        expires_at) VALUES ('old', 3, 'at_old', 'rt_old', 'Bearer', 1000, 61000)`)
+      const [a, b] = yield* Effect.all([open({ schema }), open({ schema })], { concurrency: "unbounded" })
+      const versions = yield* sql<{ version: number }>`SELECT version FROM ${sql(`${schema}.renew_schema_version`)} ORDER BY version`
+      assert.deepStrictEqual(versions.map((v) => v.version), [1, 2])
+      const old = Option.getOrThrow(yield* b.get("old"))
+      assert.strictEqual(old.version, 3)
+      assert.strictEqual(Redacted.value(old.refreshToken!), "rt_old")
+      assert.isUndefined(old.refreshDueAt)
+      assert.strictEqual((yield* a.scheduling!.backlog(0)).scheduled, 0)
+      yield* a.compareAndSet("old", 3, new Token.Grant({ ...old, refreshDueAt: 50_000, failingSince: 40_000 }))
+      assert.deepStrictEqual(yield* b.scheduling!.backlog(60_000), { due: 1, oldestDueAt: 50_000, scheduled: 1 })
+      const read = Option.getOrThrow(yield* b.get("old"))
+      assert.strictEqual(read.refreshDueAt, 50_000)
+      assert.strictEqual(read.failingSince, 40_000)
     }))
 
   it.scopedLive("a newer schema is refused and left alone", () =>

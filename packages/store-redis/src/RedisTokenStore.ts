@@ -8,6 +8,9 @@
  *   clock. Acquire, renew and release are Lua scripts conditional on the owner (LK-1); the lease is renewed every
  *   third of its TTL while the refresh runs (LK-3); a dead holder's lease simply expires (LK-2); waiters back off
  *   with jitter until `lockWaitTimeout` (LK-5).
+ * - The scheduler's due index is a sorted set (`<prefix>due`: member = grant key, score = due time) written by the
+ *   grant's own compare-and-set script (SC-5); claims are one script; an issuer pause is a key
+ *   (`<prefix>issuer-pause:<issuer>`). All keys of a store are on one Redis (no Cluster).
  * - Durability is detected at startup (DU-3): with AOF on and `WAITAOF` (Redis 7.2+) every grant write waits for the
  *   local fsync; with `appendfsync always` the reply already implies it. Otherwise the store runs `best-effort` and
  *   logs a warning, or refuses to start with `requireDurable: true`.
@@ -30,7 +33,10 @@ import { Redis, type RedisOptions } from "ioredis"
 import * as Crypto from "node:crypto"
 import * as GrantRecord from "@renew/store-kit/GrantRecord"
 import { type Attempt, makeWithLock } from "@renew/store-kit/Lease"
+import * as Scheduling from "@renew/store-kit/Scheduling"
 import * as StoreOptions from "@renew/store-kit/StoreOptions"
+import { describeUrl, detect, explain, lastSocketError } from "./internal/diagnostics.js"
+import { type Client, defineScripts } from "./internal/scripts.js"
 
 export type { Encryption } from "@renew/store-kit/Cipher"
 
@@ -81,211 +87,7 @@ export interface DurabilityReport {
   readonly reason: string
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Lua
-// ---------------------------------------------------------------------------------------------------------------
-
-/**
- * KEYS[1] the grant hash. ARGV[1] the expected version ('' = the grant must not exist), ARGV[2] the new version,
- * ARGV[3] a unique write id, ARGV[4..] field, value pairs. Returns {1, version} or {0, current version or -1}.
- * The write id makes a resend after a dropped connection report the write it already made instead of StaleWrite.
- */
-const CAS = `
-local current = redis.call('HGET', KEYS[1], 'version')
-if current == ARGV[2] and redis.call('HGET', KEYS[1], 'write_id') == ARGV[3] then
-  return {1, tonumber(current)}
-end
-if (ARGV[1] == '' and current) or (ARGV[1] ~= '' and current ~= ARGV[1]) then
-  if current then return {0, tonumber(current)} end
-  return {0, -1}
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'version', ARGV[2], 'write_id', ARGV[3], unpack(ARGV, 4))
-return {1, tonumber(ARGV[2])}
-`
-
-/** KEYS[1] the lease, ARGV[1] owner, ARGV[2] TTL ms. Returns {1, 0} or {0, the holder's remaining ms}. */
-const ACQUIRE = `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, 0} end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, 0}
-end
-return {0, redis.call('PTTL', KEYS[1])}
-`
-
-/** KEYS[1] the lease, ARGV[1] owner, ARGV[2] TTL ms. 1 if still ours (and extended), else 0. */
-const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-`
-
-/** KEYS[1] the lease, ARGV[1] owner. Deletes it only if it is still ours (LK-1). */
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`
-
-interface Scripts {
-  renewCas(key: string, ...args: Array<string>): Promise<[number, number]>
-  renewAcquire(key: string, owner: string, ttlMillis: string): Promise<[number, number]>
-  renewRenew(key: string, owner: string, ttlMillis: string): Promise<number>
-  renewRelease(key: string, owner: string): Promise<number>
-}
-
-type Client = Redis & Scripts
-
-const defineScripts = (redis: Redis): Client => {
-  redis.defineCommand("renewCas", { numberOfKeys: 1, lua: CAS })
-  redis.defineCommand("renewAcquire", { numberOfKeys: 1, lua: ACQUIRE })
-  redis.defineCommand("renewRenew", { numberOfKeys: 1, lua: RENEW })
-  redis.defineCommand("renewRelease", { numberOfKeys: 1, lua: RELEASE })
-  return redis as Client
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------------------------------------------
-
-/** host:port/db of the URL, never its credentials. */
-const describeUrl = (url: string): string => {
-  try {
-    const parsed = new URL(url)
-    const db = parsed.pathname.replace(/^\//, "")
-    return `${parsed.protocol}//${parsed.hostname}:${parsed.port || "6379"}${db ? `/${db}` : ""}`
-  } catch {
-    return "the configured REDIS_URL (unparsable)"
-  }
-}
-
-/** The last socket-level error of each client while it is not connected (why commands fail). */
-const lastSocketError = new WeakMap<Redis, Error>()
-
-const GENERIC = /Connection is closed|Stream isn't writeable|max retries per request/i
-
-/**
- * Turns what ioredis / Redis say into advice. Never quotes data, keys or credentials. A generic "connection closed"
- * is explained by the client's last socket error when there is one (ECONNREFUSED: Redis is down).
- */
-const explain = (where: string, cause: unknown, socketError?: Error | undefined): string => {
-  const raw = cause instanceof Error ? cause : new Error(String(cause))
-  const error = socketError !== undefined && GENERIC.test(raw.message) ? socketError : raw
-  const code = String((error as { code?: unknown }).code ?? "")
-  const message = error.message
-  const name = error.name
-  if (code === "ECONNREFUSED") {
-    return `Redis at ${where} refused the connection. Check that Redis is running and REDIS_URL points at it`
-  }
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `the host of ${where} does not resolve. Check REDIS_URL`
-  if (code === "ETIMEDOUT" || /connect ETIMEDOUT/.test(message)) {
-    return `connecting to Redis at ${where} timed out. Check the network path and REDIS_URL`
-  }
-  if (/Command timed out/.test(message)) {
-    return `Redis at ${where} did not answer within commandTimeout. Redis is overloaded, blocked or unreachable; check its health (INFO, SLOWLOG)`
-  }
-  if (name === "MaxRetriesPerRequestError" || /max retries per request/i.test(message)) {
-    return `lost the connection to Redis at ${where} and could not reconnect in time. Check that Redis is up; the store reconnects by itself when it is`
-  }
-  if (/Connection is closed|Stream isn't writeable|ECONNRESET|EPIPE/.test(message) || code === "ECONNRESET") {
-    return `the connection to Redis at ${where} was lost. Check that Redis is up; the store reconnects by itself when it is`
-  }
-  if (/^(NOAUTH|WRONGPASS)/.test(message)) {
-    return `Redis at ${where} rejected the credentials (${message.split(" ")[0]}). Put the right user and password in REDIS_URL`
-  }
-  if (/^NOPERM/.test(message)) {
-    return `the Redis user lacks a permission this store needs (EVALSHA/EVAL, HSET, HGETALL, SET, GET, DEL, PEXPIRE, PTTL, INFO). Grant them in the ACL`
-  }
-  if (/^READONLY/.test(message)) {
-    return `Redis at ${where} is a read-only replica. Point REDIS_URL at the primary`
-  }
-  if (/^OOM/.test(message)) {
-    return `Redis at ${where} is out of memory (maxmemory reached). Raise maxmemory, or use a noeviction instance that is not shared with a cache`
-  }
-  if (/^MISCONF/.test(message)) {
-    return `Redis at ${where} refuses writes because it cannot persist to disk (MISCONF). Fix its disk or dir`
-  }
-  if (/^LOADING/.test(message)) return `Redis at ${where} is still loading its data set. Retry in a moment`
-  if (/^BUSY/.test(message)) return `Redis at ${where} is busy running a script. Retry in a moment`
-  return `Redis at ${where} failed: ${message.split("\n")[0]!.slice(0, 200)}`
-}
-
 const storeError = (operation: string, detail: string) => new RefreshError.StoreError({ operation, detail })
-
-// ---------------------------------------------------------------------------------------------------------------
-// Durability
-// ---------------------------------------------------------------------------------------------------------------
-
-const infoField = (info: string, field: string): string | undefined =>
-  info.split(/\r?\n/).find((line) => line.startsWith(`${field}:`))?.slice(field.length + 1).trim()
-
-const detect = (redis: Redis): Promise<DurabilityReport> =>
-  (async () => {
-    const persistence = await redis.info("persistence")
-    const server = await redis.info("server")
-    const redisVersion = infoField(server, "redis_version") ?? "unknown"
-    const aofEnabled = infoField(persistence, "aof_enabled") === "1"
-    let appendfsync: string | undefined
-    try {
-      const reply = (await redis.config("GET", "appendfsync")) as unknown as Array<string>
-      appendfsync = reply[1]
-    } catch {
-      appendfsync = undefined // CONFIG is often disabled on managed Redis
-    }
-    let waitAofSupported = false
-    try {
-      await redis.call("WAITAOF", "0", "0", "1")
-      waitAofSupported = true
-    } catch {
-      waitAofSupported = false // "unknown command": Redis < 7.2
-    }
-    const base = { redisVersion, aofEnabled, appendfsync, waitAofSupported }
-    const howToFix =
-      "To make it durable: enable AOF (redis.conf `appendonly yes`, or `CONFIG SET appendonly yes` then `CONFIG REWRITE`) " +
-      "and use Redis 7.2+ (WAITAOF) or `appendfsync always`"
-    if (!aofEnabled) {
-      return {
-        ...base,
-        durability: "best-effort",
-        usesWaitAof: false,
-        reason:
-          `Redis ${redisVersion} has AOF off (appendonly no): a Redis restart or crash loses grants written since the last snapshot, ` +
-          `including rotated refresh tokens that the authorization server no longer accepts. ${howToFix}`
-      }
-    }
-    if (waitAofSupported) {
-      return {
-        ...base,
-        durability: "durable",
-        usesWaitAof: true,
-        reason: `AOF is on (appendfsync ${appendfsync ?? "unknown"}); every grant write waits for WAITAOF 1 0 (local fsync)`
-      }
-    }
-    if (appendfsync === "always") {
-      return {
-        ...base,
-        durability: "durable",
-        usesWaitAof: false,
-        reason: `AOF is on with appendfsync always: Redis fsyncs every write before it replies`
-      }
-    }
-    return {
-      ...base,
-      durability: "best-effort",
-      usesWaitAof: false,
-      reason: `AOF is on but with appendfsync ${appendfsync ?? "unknown (CONFIG GET is not allowed)"}, and Redis ${redisVersion} ` +
-        `has no WAITAOF (7.2+): up to a second of acknowledged writes can be lost in a crash. ` +
-        `Set appendfsync always, or upgrade to Redis 7.2+`
-    }
-  })()
-
-// ---------------------------------------------------------------------------------------------------------------
-// The store
-// ---------------------------------------------------------------------------------------------------------------
-
-
 
 /**
  * Opens a client (its own connections) to the Redis at `options.url`, checks persistence and prepares the scripts.
@@ -379,6 +181,9 @@ export const make = (
 
     const grantKey = (key: string) => `${prefix}grant:${key}`
     const leaseKey = (key: string) => `${prefix}lease:${key}`
+    // The due index: one sorted set per prefix, member = grant key, score = when it is due.
+    const dueKey = `${prefix}due`
+    const pauseKey = (issuer: string) => `${prefix}issuer-pause:${issuer}`
 
     const decode = (key: string, hash: Record<string, string>): Effect.Effect<Token.Grant, RefreshError.StoreError> =>
       Either.match(GrantRecord.decode(key, hash, cipher), {
@@ -431,7 +236,16 @@ export const make = (
         const [ok, actual] = yield* durably(
           "compareAndSet",
           (client) =>
-            client.renewCas(grantKey(key), expectedVersion === undefined ? "" : String(expectedVersion), String(version), writeId, ...pairs)
+            client.renewCas(
+              grantKey(key),
+              dueKey,
+              expectedVersion === undefined ? "" : String(expectedVersion),
+              String(version),
+              writeId,
+              key,
+              prepared.dueAt === null ? "" : String(prepared.dueAt),
+              ...pairs
+            )
         )
         if (ok === 1) return prepared.grant
         return yield* TokenStore.staleWrite(expectedVersion, actual >= 0 ? actual : undefined)
@@ -440,7 +254,7 @@ export const make = (
     const remove = (key: string) =>
       Effect.zipRight(
         GrantRecord.checkKey("delete", key),
-        durably("delete", (client) => client.del(grantKey(key))).pipe(Effect.asVoid)
+        durably("delete", (client) => client.renewDelete(grantKey(key), dueKey, key)).pipe(Effect.asVoid)
       )
 
     const ttl = String(lease.ttlMillis)
@@ -461,14 +275,45 @@ export const make = (
       backend: "Redis"
     })
 
+    // Claims and pauses go on the main connection, without WAITAOF: one lost in a crash only makes a grant due again
+    // (or lifts a pause) early, never loses a token.
+    const scheduling: TokenStore.Scheduling = {
+      claimDue: (request) =>
+        Effect.flatMap(Scheduling.claim(request), ({ holdUntil, limit, now }) =>
+          limit === 0
+            ? Effect.succeed([])
+            : Effect.map(
+              run("claimDue", () => redis.renewClaim(dueKey, String(now), String(limit), String(holdUntil))),
+              (flat) => {
+                const rows: Array<{ key: string; dueAt: string }> = []
+                for (let i = 0; i + 1 < flat.length; i += 2) rows.push({ key: flat[i]!, dueAt: flat[i + 1]! })
+                return Scheduling.claimed(rows)
+              }
+            )),
+      backlog: (now) =>
+        Effect.flatMap(Scheduling.millis("backlog", now, "floor"), (at) =>
+          Effect.map(
+            run("backlog", () => redis.renewBacklog(dueKey, String(at))),
+            ([due, scheduled, oldest]) => Scheduling.backlog(at, { due, oldest, scheduled })
+          )),
+      pauseIssuer: (issuer, until) =>
+        Effect.flatMap(Scheduling.millis("pauseIssuer", until, "ceil"), (end) =>
+          // Redis forgets the pause a minute after its end, so a clock a little behind Redis's still reads it.
+          Effect.asVoid(run("pauseIssuer", () => redis.renewPause(pauseKey(issuer), String(end), String(Math.min(end + 60_000, Number.MAX_SAFE_INTEGER)))))),
+      issuerPausedUntil: (issuer, now) =>
+        Effect.flatMap(Scheduling.millis("issuerPausedUntil", now, "floor"), (at) =>
+          Effect.map(run("issuerPausedUntil", () => redis.get(pauseKey(issuer))), (until) => Scheduling.pausedUntil(at, until)))
+    }
+
     return TokenStore.TokenStore.of({
       durability: report.durability,
       lease,
       get,
       compareAndSet,
       delete: remove,
-      withLock
-    })
+      withLock,
+      scheduling
+  })
   })
 
 /**

@@ -10,7 +10,7 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Refresher, Token, TokenStore } from "@renew/core"
 import { RedisTokenStore } from "@renew/store-redis"
-import { Engine, LeaseSuite, SealingSuite, Services, TokenStoreSuite } from "@renew/store-testkit"
+import { Engine, LeaseSuite, SchedulingSuite, SealingSuite, Services, TokenStoreSuite } from "@renew/store-testkit"
 import { Effect, Layer, Logger, LogLevel, Option, Redacted, Schedule, TestClock, TestServices } from "effect"
 import { Redis } from "ioredis"
 
@@ -99,6 +99,13 @@ if (redis.available) {
         }))
   })
 
+  // The due index is global to a key prefix: each scheduling test gets a prefix of its own (under RUN, deleted at the
+  // end), and each client it opens has its own connection.
+  let schedulingPrefixes = 0
+  SchedulingSuite.suite("redis", {
+    backend: Effect.sync(() => open({ prefix: `${RUN}sched${schedulingPrefixes++}:` }))
+  })
+
   afterAll(async () => {
     const client = new Redis(Services.REDIS_URL)
     let cursor = "0"
@@ -128,6 +135,37 @@ describe.runIf(redis.available)("RedisTokenStore: layout, encryption and options
         assert.isAtMost(ttl, 30_000)
       }))
       assert.strictEqual(yield* Effect.promise(() => raw.exists(`${RUN}lease:${k}`)), 0)
+    }))
+
+  it.scopedLive("the due index is a sorted set written by the grant's own script; a claim moves only the score; a delete removes it", () =>
+    Effect.gen(function*() {
+      const prefix = `${RUN}due-layout:`
+      const store = yield* open({ prefix })
+      const raw = yield* rawClient()
+      const k = key("due")
+      yield* store.compareAndSet(k, undefined, grant("at_due", { refreshDueAt: 1_000, failingSince: 500 }))
+      assert.strictEqual(yield* Effect.promise(() => raw.zscore(`${prefix}due`, k)), "1000")
+      const before = yield* Effect.promise(() => raw.hgetall(`${prefix}grant:${k}`))
+      assert.strictEqual(before["refresh_due_at"], "1000")
+      assert.strictEqual(before["failing_since"], "500")
+      assert.deepStrictEqual(yield* store.scheduling!.claimDue({ now: 2_000, limit: 10, holdUntil: 9_000 }), [
+        { key: k, dueAt: 1_000 }
+      ])
+      assert.strictEqual(yield* Effect.promise(() => raw.zscore(`${prefix}due`, k)), "9000")
+      assert.deepStrictEqual(yield* Effect.promise(() => raw.hgetall(`${prefix}grant:${k}`)), before)
+      // A dead grant leaves the index with the write that kills it; a delete removes its entry with the hash.
+      yield* store.compareAndSet(k, 1, grant("at_due", { reauthRequired: "revoked" }))
+      assert.isNull(yield* Effect.promise(() => raw.zscore(`${prefix}due`, k)))
+      yield* store.compareAndSet(k, 2, grant("at_due"))
+      assert.isNotNull(yield* Effect.promise(() => raw.zscore(`${prefix}due`, k)))
+      yield* store.delete(k)
+      assert.isNull(yield* Effect.promise(() => raw.zscore(`${prefix}due`, k)))
+      // An issuer pause is a key that Redis forgets a minute after the pause ends.
+      const end = Date.now() + 60_000
+      yield* store.scheduling!.pauseIssuer("https://issuer.example/token", end)
+      const pause = `${prefix}issuer-pause:https://issuer.example/token`
+      assert.strictEqual(yield* Effect.promise(() => raw.get(pause)), String(end))
+      assert.strictEqual(yield* Effect.promise(() => raw.pexpiretime(pause)), end + 60_000)
     }))
 
   it.scopedLive("encrypts the token fields at rest; a wrong key is a StoreError that says what to do", () =>

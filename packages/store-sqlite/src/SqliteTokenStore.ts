@@ -30,6 +30,8 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import * as Scheduling from "./internal/scheduling.js"
+import * as Schema from "./internal/schema.js"
 
 /**
  * @since 0.1.0
@@ -47,30 +49,7 @@ export interface SqliteTokenStoreOptions extends StoreOptions.CommonOptions {
 }
 
 /** The schema version this code writes and understands. */
-export const SCHEMA_VERSION = 1
-
-const MIGRATION_1 = [
-  `CREATE TABLE IF NOT EXISTS renew_grants (
-    key TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
-    access_token TEXT,
-    refresh_token TEXT,
-    token_type TEXT NOT NULL,
-    issued_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    scope TEXT,
-    refresh_token_expires_at INTEGER,
-    refresh_started_at INTEGER,
-    reauth_required TEXT,
-    key_id TEXT,
-    updated_at INTEGER NOT NULL
-  )`,
-  `CREATE TABLE IF NOT EXISTS renew_leases (
-    key TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
-  )`
-]
+export const SCHEMA_VERSION = Schema.SCHEMA_VERSION
 
 // A row of renew_grants: the grant's record (GrantRecord) under its key and version.
 interface GrantRow extends GrantRecord.GrantRecord {
@@ -167,18 +146,8 @@ export const make = (
       )
 
     // Schema: PRAGMA user_version is the migration number. A newer file is refused, never downgraded.
-    yield* run(
-      "migrate",
-      Effect.gen(function*() {
-        const [{ user_version }] = (yield* sql`PRAGMA user_version`) as unknown as [{ user_version: number }]
-        if (user_version < SCHEMA_VERSION) {
-          yield* sql.withTransaction(Effect.gen(function*() {
-            for (const statement of MIGRATION_1) yield* sql.unsafe(statement)
-            yield* sql.unsafe(`PRAGMA user_version = ${SCHEMA_VERSION}`)
-          }))
-        }
-      })
-    )
+    const migrated = yield* run("migrate", Schema.migrate(sql))
+    if (migrated > SCHEMA_VERSION) return yield* newerSchema(filename, migrated)
 
     const decode = (row: GrantRow): Effect.Effect<Token.Grant, RefreshError.StoreError> =>
       Either.match(GrantRecord.decode(row.key, { ...row }, cipher), {
@@ -199,7 +168,8 @@ export const make = (
       Effect.gen(function*() {
         const version = (expectedVersion ?? 0) + 1
         const prepared = yield* GrantRecord.prepare(key, version, grant, cipher)
-        const columns = { version, ...prepared.record, updated_at: now() }
+        // The due index entry goes with the grant, in the same statement.
+        const columns = { version, ...prepared.record, due_at: prepared.dueAt, updated_at: now() }
         // One statement each: SQLite runs it atomically, so the version check and the write cannot be split.
         const written = expectedVersion === undefined
           ? yield* run(
@@ -266,7 +236,8 @@ export const make = (
       get,
       compareAndSet,
       delete: remove,
-      withLock
+      withLock,
+      scheduling: Scheduling.make(sql, run)
     })
   })
 

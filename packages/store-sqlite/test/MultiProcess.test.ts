@@ -14,6 +14,7 @@ import {
 } from "@renew/scripted-endpoint-fixture"
 
 const CHILD = fileURLToPath(new URL("./support/child.ts", import.meta.url))
+const CLAIMER = fileURLToPath(new URL("./support/claimer.ts", import.meta.url))
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url))
 const KEY = "user-1"
 const SECRET = "CANARY-client-secret-7f3a9c2e"
@@ -25,10 +26,10 @@ interface ChildResult {
   readonly tokenHashes: Array<string>
 }
 
-/** Starts a child on the database and resolves when it is ready to call. */
-const startChild = (env: Record<string, string>) =>
-  new Promise<{ child: ChildProcess; result: Promise<ChildResult | undefined> }>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", CHILD], {
+/** Starts a child (`script`, default the refreshing one) on the database and resolves when it is ready to call. */
+const startChild = <Result = ChildResult>(env: Record<string, string>, script = CHILD) =>
+  new Promise<{ child: ChildProcess; result: Promise<Result | undefined> }>((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", script], {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ["pipe", "pipe", "pipe"]
@@ -36,7 +37,7 @@ const startChild = (env: Record<string, string>) =>
     let out = ""
     let err = ""
     let ready = false
-    const result = new Promise<ChildResult | undefined>((done) => {
+    const result = new Promise<Result | undefined>((done) => {
       child.on("exit", () => {
         const line = out.split("\n").find((l) => l.startsWith("{"))
         done(line === undefined ? undefined : JSON.parse(line))
@@ -100,6 +101,40 @@ describe("SQLite across processes", () => {
     } finally {
       await endpoint.close()
     }
+  }, 240_000)
+
+  // In one process better-sqlite3 runs each statement to completion before another fiber runs, so only separate
+  // processes make claims really overlap (on SQLite's file locks).
+  it("4 processes claiming 2,000 due grants at once: each grant is claimed exactly once", async () => {
+    const file = tempDb()
+    const now = 1_800_000_000_000
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const store = yield* SqliteTokenStore.make({ filename: file })
+      yield* Effect.forEach(Array.from({ length: 2_000 }, (_, i) => i), (i) =>
+        store.compareAndSet(`due:${i}`, undefined, new Token.Grant({
+          accessToken: Redacted.make("at"),
+          refreshToken: Redacted.make("rt"),
+          tokenType: "Bearer",
+          issuedAt: now - 3_600_000,
+          expiresAt: now + 60_000,
+          refreshDueAt: now - (i % 100),
+          version: 0
+        })), { discard: true })
+    })))
+    const claimers = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        startChild<{ claimed: Array<string> }>(
+          { DB_FILE: file, NOW: String(now), HOLD_UNTIL: String(now + 600_000) },
+          CLAIMER
+        ))
+    )
+    for (const { child } of claimers) child.stdin!.write("go\n")
+    const claims = (await Promise.all(claimers.map(({ result }) => result))).flatMap((result) => {
+      assert.isDefined(result, "a claimer failed")
+      return result!.claimed
+    })
+    assert.strictEqual(claims.length, 2_000)
+    assert.strictEqual(new Set(claims).size, 2_000)
   }, 240_000)
 
   it("TokenManager accepts a SQLite file path, and a second manager resumes from it", async () => {

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Token } from "@renew/core"
 import { SqliteTokenStore } from "@renew/store-sqlite"
-import { LeaseSuite, SealingSuite, TokenStoreSuite } from "@renew/store-testkit"
+import { LeaseSuite, SchedulingSuite, SealingSuite, TokenStoreSuite } from "@renew/store-testkit"
 import Sqlite from "better-sqlite3"
 import { Clock, Deferred, Effect, Fiber, Option, Redacted, TestClock } from "effect"
 import * as Fs from "node:fs"
@@ -45,6 +45,15 @@ SealingSuite.suite("sqlite", {
       db.prepare(`UPDATE renew_grants SET ${names.map((name) => `${name} = ?`).join(", ")} WHERE key = ?`)
         .run(...names.map((name) => fields[name]), key)
     })
+})
+
+// The due index is global to a file: each scheduling test gets a file of its own, and each client it opens is its own
+// connection to it (the concurrent claimers really race, across connections, as processes do).
+SchedulingSuite.suite("sqlite", {
+  backend: Effect.sync(() => {
+    const filename = Path.join(tempDir(), "scheduling.db")
+    return SqliteTokenStore.make({ filename })
+  })
 })
 
 const sample = (overrides: Partial<ConstructorParameters<typeof Token.Grant>[0]> = {}) =>
@@ -199,6 +208,66 @@ describe("SqliteTokenStore", () => {
       assert.strictEqual(error._tag, "StoreError")
       assert.match(error.message, /schema version 99.*newer.*Upgrade/)
       assert.isTrue(Fs.readFileSync(file).equals(before))
+    }))
+
+  it.scopedLive("a file of schema version 1 is migrated once, by replicas opening it together: its grants stay readable and join the due index with their next write", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir(), "v1.db")
+      // The tables as @renew/store-sqlite 0.1.0 created them, holding one grant.
+      const raw = new Sqlite(file)
+      raw.pragma("journal_mode = WAL")
+      raw.exec(`CREATE TABLE renew_grants (key TEXT PRIMARY KEY, version INTEGER NOT NULL, access_token TEXT,
+          refresh_token TEXT, token_type TEXT NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+          scope TEXT, refresh_token_expires_at INTEGER, refresh_started_at INTEGER, reauth_required TEXT, key_id TEXT,
+          updated_at INTEGER NOT NULL);
+        CREATE TABLE renew_leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at INTEGER NOT NULL);
+        PRAGMA user_version = 1;`)
+      raw.prepare(`INSERT INTO renew_grants (key, version, access_token, refresh_token, token_type, issued_at, expires_at,
+          updated_at) VALUES ('old', 3, 'at_old', 'rt_old', 'Bearer', 1000, 61000, 0)`).run()
+      raw.close()
+      const stores = yield* Effect.all(Array.from({ length: 4 }, () => SqliteTokenStore.make({ filename: file })), {
+        concurrency: "unbounded"
+      })
+      const check = new Sqlite(file, { readonly: true })
+      yield* Effect.addFinalizer(() => Effect.sync(() => check.close()))
+      assert.strictEqual(check.pragma("user_version", { simple: true }), SqliteTokenStore.SCHEMA_VERSION)
+      const columns = (check.prepare("PRAGMA table_info(renew_grants)").all() as Array<{ name: string }>).map((c) => c.name)
+      assert.includeMembers(columns, ["refresh_due_at", "failing_since", "due_at"])
+      const old = Option.getOrThrow(yield* stores[1]!.get("old"))
+      assert.strictEqual(old.version, 3)
+      assert.strictEqual(Redacted.value(old.refreshToken!), "rt_old")
+      assert.isUndefined(old.refreshDueAt)
+      assert.isUndefined(old.failingSince)
+      const scheduling = stores[0]!.scheduling!
+      assert.strictEqual((yield* scheduling.backlog(0)).scheduled, 0)
+      yield* stores[2]!.compareAndSet("old", 3, new Token.Grant({ ...old, refreshDueAt: 50_000, failingSince: 40_000 }))
+      assert.deepStrictEqual(yield* scheduling.backlog(60_000), { due: 1, oldestDueAt: 50_000, scheduled: 1 })
+      const read = Option.getOrThrow(yield* stores[3]!.get("old"))
+      assert.strictEqual(read.refreshDueAt, 50_000)
+      assert.strictEqual(read.failingSince, 40_000)
+    }))
+
+  it.scopedLive("a claim moves the due index entry only: the grant keeps its refreshDueAt, version and record", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tempDir(), "claim.db")
+      const store = yield* SqliteTokenStore.make({ filename: file })
+      yield* store.compareAndSet("k", undefined, sample({ refreshDueAt: 1_000 }))
+      const raw = new Sqlite(file, { readonly: true })
+      yield* Effect.addFinalizer(() => Effect.sync(() => raw.close()))
+      const row = () => raw.prepare("SELECT * FROM renew_grants WHERE key = 'k'").get() as Record<string, unknown>
+      const before = row()
+      assert.strictEqual(before["due_at"], 1_000)
+      assert.deepStrictEqual(yield* store.scheduling!.claimDue({ now: 2_000, limit: 5, holdUntil: 9_000 }), [
+        { key: "k", dueAt: 1_000 }
+      ])
+      const after = row()
+      assert.strictEqual(after["due_at"], 9_000)
+      const unchanged = (record: Record<string, unknown>) => {
+        const { claimed_due_at: _claimed, due_at: _due, ...rest } = record
+        return rest
+      }
+      assert.deepStrictEqual(unchanged(after), unchanged(before))
+      assert.strictEqual(Option.getOrThrow(yield* store.get("k")).refreshDueAt, 1_000)
     }))
 
   it.scopedLive("listGrants: every grant's metadata, a page at a time, in key order, never a token, never written", () =>

@@ -8,7 +8,8 @@ declare module "better-sqlite3" {
   class Database {
     constructor(filename: string, options?: { readonly?: boolean })
     prepare(sql: string): Statement
-    pragma(source: string): unknown
+    pragma(source: string, options?: { simple?: boolean }): unknown
+    exec(source: string): this
     close(): void
   }
   export default Database

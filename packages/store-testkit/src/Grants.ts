@@ -55,6 +55,8 @@ export const values = (g: Token.Grant) => ({
   refreshTokenExpiresAt: g.refreshTokenExpiresAt,
   refreshStartedAt: g.refreshStartedAt,
   reauthRequired: g.reauthRequired,
+  refreshDueAt: g.refreshDueAt,
+  failingSince: g.failingSince,
   version: g.version
 })
 
@@ -99,7 +101,9 @@ export const arbitrary: FastCheck.Arbitrary<Token.Grant> = FastCheck.record({
   scope: FastCheck.option(text(0, 100), { nil: undefined }),
   refreshTokenExpiresAt: FastCheck.option(time, { nil: undefined }),
   refreshStartedAt: FastCheck.option(time, { nil: undefined }),
-  reauthRequired: FastCheck.option(FastCheck.constantFrom(...Token.ReauthReason.literals), { nil: undefined })
+  reauthRequired: FastCheck.option(FastCheck.constantFrom(...Token.ReauthReason.literals), { nil: undefined }),
+  refreshDueAt: FastCheck.option(time, { nil: undefined }),
+  failingSince: FastCheck.option(time, { nil: undefined })
 }).map((fields) =>
   new Token.Grant({
     ...(fields.accessToken !== undefined ? { accessToken: Redacted.make(fields.accessToken) } : {}),
@@ -111,6 +115,8 @@ export const arbitrary: FastCheck.Arbitrary<Token.Grant> = FastCheck.record({
     ...(fields.refreshTokenExpiresAt !== undefined ? { refreshTokenExpiresAt: fields.refreshTokenExpiresAt } : {}),
     ...(fields.refreshStartedAt !== undefined ? { refreshStartedAt: fields.refreshStartedAt } : {}),
     ...(fields.reauthRequired !== undefined ? { reauthRequired: fields.reauthRequired } : {}),
+    ...(fields.refreshDueAt !== undefined ? { refreshDueAt: fields.refreshDueAt } : {}),
+    ...(fields.failingSince !== undefined ? { failingSince: fields.failingSince } : {}),
     version: 0
   })
 )

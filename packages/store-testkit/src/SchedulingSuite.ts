@@ -105,16 +105,18 @@ export const suite = <E>(name: string, options: SchedulingSuiteOptions<E>): void
         const scheduling = schedulingOf(store)
         const keys = Array.from({ length: count }, (_, i) => `due:${i}`)
         yield* writeAll(store, keys.map((key, i) => [key, dueGrant(T0 - (i % 1_000))] as const))
-        const claimer = Effect.gen(function*() {
-          const mine: Array<string> = []
-          for (;;) {
-            const batch = yield* scheduling.claimDue({ now: T0, limit: 100, holdUntil: T0 + 600_000 })
-            if (batch.length === 0) return mine
-            for (const grant of batch) mine.push(grant.key)
-          }
-        })
-        const claims = (yield* Effect.all(Array.from({ length: 8 }, () => claimer), { concurrency: "unbounded" }))
-          .flat()
+        // Each claimer is a client of its own (its own connection), as the replicas of a fleet are.
+        const claimers = yield* Effect.forEach(Array.from({ length: 8 }), () => Effect.map(Effect.orDie(open), schedulingOf))
+        const claimer = (mine: TokenStore.Scheduling) =>
+          Effect.gen(function*() {
+            const keys: Array<string> = []
+            for (;;) {
+              const batch = yield* mine.claimDue({ now: T0, limit: 100, holdUntil: T0 + 600_000 })
+              if (batch.length === 0) return keys
+              for (const grant of batch) keys.push(grant.key)
+            }
+          })
+        const claims = (yield* Effect.all(claimers.map(claimer), { concurrency: "unbounded" })).flat()
         assert.strictEqual(claims.length, count)
         assert.strictEqual(new Set(claims).size, count)
         assert.deepStrictEqual(yield* scheduling.backlog(T0), { due: 0, oldestDueAt: undefined, scheduled: count })

@@ -100,6 +100,8 @@ export const suite = <E>(name: string, options: SuiteOptions<E>): void => {
           refreshTokenExpiresAt: 1_700_086_400_000,
           refreshStartedAt: 1_700_000_001_000,
           reauthRequired: "rotation_lost",
+          refreshDueAt: 1_700_003_000_000,
+          failingSince: 1_700_000_002_000,
           accessToken: Redacted.make("at_ünïcode+/=&?\"'"),
           refreshToken: Redacted.make("rt_" + "x".repeat(2000))
         })
@@ -114,6 +116,8 @@ export const suite = <E>(name: string, options: SuiteOptions<E>): void => {
         assert.isUndefined(minimal.accessToken)
         assert.isUndefined(minimal.scope)
         assert.isUndefined(minimal.reauthRequired)
+        assert.isUndefined(minimal.refreshDueAt)
+        assert.isUndefined(minimal.failingSince)
       }))
 
     it.scopedLive("compare-and-set bumps the version and refuses a stale writer", () =>
@@ -247,7 +251,9 @@ export const suite = <E>(name: string, options: SuiteOptions<E>): void => {
             issuedAt: 0,
             expiresAt: Number.MAX_SAFE_INTEGER,
             refreshTokenExpiresAt: Grants.FAR_FUTURE,
-            refreshStartedAt: 0
+            refreshStartedAt: 0,
+            refreshDueAt: Grants.FAR_FUTURE,
+            failingSince: 0
           })
           const written = yield* a.compareAndSet(key, undefined, g)
           assert.deepStrictEqual(values(written), { ...values(g), version: 1 })
