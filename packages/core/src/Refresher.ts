@@ -20,18 +20,20 @@ import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import type * as Tracer from "effect/Tracer"
 import { FailureRateMonitor } from "./FailureRateMonitor.js"
 import type { Attempts } from "./internal/exchange.js"
 import * as GrantCache from "./internal/grantCache.js"
 import * as Intent from "./internal/intent.js"
 import { learnRefreshTokenExpiry } from "./internal/diagnosis.js"
 import type { FlightContext, Trigger } from "./internal/refreshFlight.js"
-import { remember, runFlight } from "./internal/refreshFlight.js"
+import { remember, runFlight, withDueTime } from "./internal/refreshFlight.js"
 import * as RefreshGuards from "./internal/refreshGuards.js"
 import type { Outcome } from "./internal/refreshTelemetry.js"
 import { traceFlight } from "./internal/refreshTelemetry.js"
 import * as SingleFlight from "./internal/singleFlight.js"
 import * as Errors from "./RefreshError.js"
+import * as RefreshEvents from "./RefreshEvents.js"
 import * as RefresherSettings from "./internal/refresherSettings.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 import * as Telemetry from "./Telemetry.js"
@@ -63,6 +65,18 @@ export interface RefresherOptions {
    * with everyone who joins it.
    */
   readonly refreshAhead?: boolean | undefined
+  /**
+   * For the `RefreshScheduler`: a grant written by this engine comes due this long before its access token expires
+   * (never more than half its lifetime), a little earlier by a jitter drawn from its key, so grants issued together
+   * do not come due together. Default: twice `skew`, so the scheduler refreshes before any caller would.
+   */
+  readonly scheduledRefreshMargin?: Duration.DurationInput | undefined
+  /**
+   * For the `RefreshScheduler` (SC-2): a grant not refreshed for this long comes due even if its access token lasts
+   * longer, so an idle refresh token does not expire unused (Google: 6 months; Atlassian: 90 days). Off by default:
+   * for some providers a refresh has side effects.
+   */
+  readonly keepAlive?: Duration.DurationInput | undefined
   /** Lifetime assumed for an access token whose response has no `expires_in`. Default 1 hour. */
   readonly defaultLifetime?: Duration.DurationInput | undefined
   /** The retry policy: options for the default one, or your own schedule (wrapped by `RetryPolicy.fromSchedule`). */
@@ -125,6 +139,14 @@ export class Refresher extends Context.Tag("@renew/core/Refresher")<Refresher, {
   /** Refreshes now, whether due or not (subject to the forced-refresh cooldown). */
   readonly refresh: (key: string) => Effect.Effect<Grant, Errors.RefreshError>
   /**
+   * Refreshes the grant if its scheduled refresh time (`refreshDueAt`) has passed, else returns it as stored: what the
+   * `RefreshScheduler` runs for each grant it claimed. `links` go on the refresh's span (the claiming batch).
+   */
+  readonly refreshDue: (
+    key: string,
+    options?: { readonly links?: ReadonlyArray<Tracer.SpanLink> | undefined }
+  ) => Effect.Effect<Grant, Errors.RefreshError>
+  /**
    * A resource server rejected `accessToken` (HTTP 401): refresh, unless the grant already holds another access
    * token (someone refreshed meanwhile) or the cooldown applies.
    */
@@ -153,6 +175,7 @@ export const make = (
     const store = yield* TokenStore
     const endpoint = yield* TokenEndpoint
     const monitor = yield* Effect.serviceOption(FailureRateMonitor)
+    const events = yield* Effect.serviceOption(RefreshEvents.RefreshEvents)
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
     const settings = yield* RefresherSettings.resolve(options, store)
@@ -182,7 +205,23 @@ export const make = (
       reuseGraceMillis: settings.reuseGraceMillis,
       isClosed: flights.isClosed,
       unknownOutcomes: new Map(),
-      rotates: new Map()
+      rotates: new Map(),
+      due: settings.due,
+      publish: (event) =>
+        Effect.zipRight(
+          logEvent(event),
+          Option.match(events, {
+            onNone: () => Effect.void,
+            // A user's handler never holds up or fails a refresh.
+            onSome: (handler) =>
+              Effect.asVoid(Effect.forkIn(
+                handler.publish(event).pipe(
+                  Effect.catchAllCause((cause) => Effect.logWarning("renew: the RefreshEvents handler failed", cause))
+                ),
+                scope
+              ))
+          })
+        )
     }
     const serverAddress = new URL(endpoint.url).hostname
     const label = options.keyHashSecret !== undefined
@@ -204,6 +243,7 @@ export const make = (
       return traceFlight(runFlight(context, key, trigger, attempts, outcome), traced, {
         key,
         trigger: trigger._tag,
+        links: trigger._tag === "scheduled" ? trigger.links : [],
         attempts,
         outcome,
         waiters: () => shared.waiters
@@ -250,7 +290,11 @@ export const make = (
           defaultLifetime: settings.defaultLifetimeMillis,
           version: 0
         })
-        const written = yield* store.compareAndSet(key, version, yield* learnRefreshTokenExpiry(endpoint, built))
+        const written = yield* store.compareAndSet(
+          key,
+          version,
+          withDueTime(context, key, yield* learnRefreshTokenExpiry(endpoint, built))
+        )
         remember(context, key, written)
         guards.forget(key)
         context.unknownOutcomes.delete(key)
@@ -267,6 +311,7 @@ export const make = (
         }),
       getGrant,
       refresh: (key) => joinFlight(key, { _tag: "forced" }),
+      refreshDue: (key, options) => joinFlight(key, { _tag: "scheduled", links: options?.links ?? [] }),
       invalidate: (key, accessToken) => joinFlight(key, { _tag: "rejected", accessToken: Redacted.value(accessToken) }),
       setGrant,
       removeGrant: (key) =>
@@ -274,6 +319,18 @@ export const make = (
       unsafeCachedAccessToken: (key) => flights.isClosed() ? undefined : cache.get(key)?.accessToken
     })
   })
+
+/** Every event is logged, whether or not a handler listens. */
+const logEvent = (event: RefreshEvents.RefreshEvent): Effect.Effect<void> => {
+  switch (event._tag) {
+    case "ReauthRequired":
+      return Effect.logWarning(`renew: the grant needs a new authorization (${event.reason}): ${event.message}`)
+    case "Failing":
+      return Effect.logWarning(`renew: the grant's refreshes are failing: ${event.message}`)
+    case "Recovered":
+      return Effect.logInfo("renew: the grant's refreshes succeed again")
+  }
+}
 
 // Grants handed to callers always carry an access token: one without is never usable, so it is refreshed first.
 const accessTokenOf = (grant: Grant): Redacted.Redacted<string> => grant.accessToken!

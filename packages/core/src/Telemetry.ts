@@ -21,7 +21,9 @@ export const SpanNames = {
   /** One per HTTP attempt, child of `renew.refresh`. */
   attempt: "renew.refresh.attempt",
   /** Waiting for the grant's (possibly cross-process) refresh lock. */
-  lockWait: "renew.lock.wait"
+  lockWait: "renew.lock.wait",
+  /** One per batch of due grants a `RefreshScheduler` claimed; each grant's `renew.refresh` links to it. */
+  schedulerBatch: "renew.scheduler.batch"
 } as const
 
 /**
@@ -35,8 +37,13 @@ export const Attributes = {
   serverAddress: "server.address",
   /** `success`, `cached` (another writer had refreshed), `served_stale`, or the error `_tag`. */
   outcome: "renew.outcome",
-  /** `due`, `forced`, or `rejected` (a resource server answered 401). */
+  /**
+   * `due` (a caller waited), `prefetch` (refresh-ahead, in the background), `scheduled` (the RefreshScheduler),
+   * `forced`, or `rejected` (a resource server answered 401).
+   */
   trigger: "renew.trigger",
+  /** Grants in a scheduler's batch. */
+  batchSize: "renew.scheduler.batch_size",
   attempts: "renew.attempts",
   waiters: "renew.single_flight.waiters",
   attempt: "renew.attempt",
@@ -165,3 +172,68 @@ export const grantKeyHasher = (secret: Redacted.Redacted<string>): (key: string)
     .digest()
   return (key) => Crypto.createHmac("sha256", hmacKey).update(key).digest("hex").slice(0, 16)
 }
+
+/**
+ * Grants due and not yet claimed, as the last sweep of this replica's `RefreshScheduler` saw them.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const schedulerBacklog = Metric.gauge("renew_scheduler_backlog", {
+  description: "Grants due for a scheduled refresh and not claimed yet"
+})
+
+/**
+ * How overdue the oldest unclaimed grant was at the last sweep, milliseconds (0 when none is due).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const schedulerOldestOverdue = Metric.gauge("renew_scheduler_oldest_overdue_ms", {
+  description: "How long the oldest due grant has waited for its scheduled refresh, milliseconds"
+})
+
+/**
+ * Grants in the store's due index (alive, with a refresh token), by the last sweep.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const schedulerScheduled = Metric.gauge("renew_scheduler_scheduled_grants", {
+  description: "Grants kept fresh by the scheduler"
+})
+
+/**
+ * Refresh lag: from a grant's due time to its scheduled refresh ending, milliseconds.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const schedulerLag = Metric.histogram(
+  "renew_scheduler_refresh_lag_ms",
+  MetricBoundaries.fromIterable([10, 50, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000]),
+  "From a grant's scheduled refresh time to the refresh ending, milliseconds"
+)
+
+/**
+ * Scheduled refreshes by outcome (`success`, `cached` when someone refreshed first, or the error `_tag`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const schedulerRefreshes = Metric.counter("renew_scheduler_refresh_total", {
+  description: "Scheduled refreshes of claimed grants by outcome",
+  incremental: true
+})
+
+/**
+ * Sweeps by how they ended: `drained` (nothing due was left), `overran` (stopped at the end of its period),
+ * `paused` (the issuer is paused for the fleet).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const schedulerSweeps = Metric.counter("renew_scheduler_sweeps_total", {
+  description: "Scheduler sweeps by how they ended",
+  incremental: true
+})

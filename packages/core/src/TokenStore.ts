@@ -128,15 +128,27 @@ export interface Backlog {
 const DEFAULT_DUE_MARGIN_MILLIS = 60_000
 
 /**
+ * A grant with a refresh in flight (its intent recorded) is not due before this long after the refresh began: its
+ * holder is at work. Found later, the holder died, and the scheduler's refresh recovers it (DU-4).
+ */
+const IN_FLIGHT_MILLIS = 60_000
+
+/**
  * When the scheduler should refresh `grant`, as every store indexes it: its `refreshDueAt`, else a minute before the
- * access token expires (at most half its lifetime before), else at once (no access token). `undefined` for a grant
- * that is never due: dead (`reauthRequired`) or without a refresh token.
+ * access token expires (at most half its lifetime before), else at once (no access token); while a refresh is in
+ * flight, not before a minute after it began. `undefined` for a grant that is never due: dead (`reauthRequired`) or
+ * without a refresh token.
  *
  * @since 0.1.0
  * @category scheduling
  */
 export const dueAtOf = (grant: Grant): number | undefined => {
   if (grant.reauthRequired !== undefined || grant.refreshToken === undefined) return undefined
+  const due = scheduledAt(grant)
+  return grant.refreshStartedAt === undefined ? due : Math.max(due, grant.refreshStartedAt + IN_FLIGHT_MILLIS)
+}
+
+const scheduledAt = (grant: Grant): number => {
   if (grant.refreshDueAt !== undefined) return grant.refreshDueAt
   if (grant.accessToken === undefined) return 0
   const lifetime = Math.max(0, grant.expiresAt - grant.issuedAt)

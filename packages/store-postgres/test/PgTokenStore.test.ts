@@ -11,7 +11,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Refresher, Token, TokenStore } from "@renew/core"
 import { PgTokenStore } from "@renew/store-postgres"
-import { Engine, LeaseSuite, SchedulingSuite, SealingSuite, Services, TokenStoreSuite } from "@renew/store-testkit"
+import { Engine, LeaseSuite, SchedulerSuite, SchedulingSuite, SealingSuite, Services, TokenStoreSuite } from "@renew/store-testkit"
 import { Context, Deferred, Effect, Fiber, Layer, Option, Redacted, Schedule } from "effect"
 
 const { engine, scriptedEndpoint, seedExpired } = Engine
@@ -101,6 +101,15 @@ if (postgres.available) {
       const schema = `${SCHEMA}_sched${schedulingSchemas++}`
       yield* Effect.addFinalizer(() => dropSchema(schema))
       return open({ schema, maxConnections: 10 })
+    })
+  })
+
+  SchedulerSuite.suite("postgres", {
+    backend: Effect.gen(function*() {
+      const schema = `${SCHEMA}_sched${schedulingSchemas++}`
+      yield* Effect.addFinalizer(() => dropSchema(schema))
+      // Eight replicas at once: few connections each, within the server's default limit of 100.
+      return open({ schema, maxConnections: 4 })
     })
   })
 

@@ -298,8 +298,7 @@ export const make = (
           )),
       pauseIssuer: (issuer, until) =>
         Effect.flatMap(Scheduling.millis("pauseIssuer", until, "ceil"), (end) =>
-          // Redis forgets the pause a minute after its end, so a clock a little behind Redis's still reads it.
-          Effect.asVoid(run("pauseIssuer", () => redis.renewPause(pauseKey(issuer), String(end), String(Math.min(end + 60_000, Number.MAX_SAFE_INTEGER)))))),
+          Effect.asVoid(run("pauseIssuer", () => redis.renewPause(pauseKey(issuer), String(end))))),
       issuerPausedUntil: (issuer, now) =>
         Effect.flatMap(Scheduling.millis("issuerPausedUntil", now, "floor"), (at) =>
           Effect.map(run("issuerPausedUntil", () => redis.get(pauseKey(issuer))), (until) => Scheduling.pausedUntil(at, until)))

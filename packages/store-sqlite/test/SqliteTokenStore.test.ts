@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Token } from "@renew/core"
 import { SqliteTokenStore } from "@renew/store-sqlite"
-import { LeaseSuite, SchedulingSuite, SealingSuite, TokenStoreSuite } from "@renew/store-testkit"
+import { LeaseSuite, SchedulerSuite, SchedulingSuite, SealingSuite, TokenStoreSuite } from "@renew/store-testkit"
 import Sqlite from "better-sqlite3"
 import { Clock, Deferred, Effect, Fiber, Option, Redacted, TestClock } from "effect"
 import * as Fs from "node:fs"
@@ -54,6 +54,10 @@ SchedulingSuite.suite("sqlite", {
     const filename = Path.join(tempDir(), "scheduling.db")
     return SqliteTokenStore.make({ filename })
   })
+})
+
+SchedulerSuite.suite("sqlite", {
+  backend: Effect.sync(() => SqliteTokenStore.make({ filename: Path.join(tempDir(), "scheduler.db") }))
 })
 
 const sample = (overrides: Partial<ConstructorParameters<typeof Token.Grant>[0]> = {}) =>

@@ -25,6 +25,18 @@ export const scriptedEndpoint = (options?: ScriptedTokenEndpointOptions) =>
     (endpoint) => Effect.promise(() => endpoint.close())
   )
 
+/** The TokenEndpoint for `endpoint` over undici (for services built beside the engine, e.g. a RefreshScheduler). */
+export const endpointLayer = (
+  endpoint: ScriptedTokenEndpoint,
+  options: Partial<TokenEndpoint.TokenEndpointOptions> = {}
+): Layer.Layer<TokenEndpoint.TokenEndpoint> =>
+  TokenEndpoint.layer({
+    url: endpoint.url,
+    clientId: CLIENT_ID,
+    clientSecret: Redacted.make(CLIENT_SECRET),
+    ...options
+  }).pipe(Layer.provide(NodeHttpClient.layerUndici), Layer.orDie)
+
 /** Refresher + TokenStore (memory unless given) talking to `endpoint` over undici. */
 export const engine = (
   endpoint: ScriptedTokenEndpoint,

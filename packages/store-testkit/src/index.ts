@@ -5,6 +5,7 @@
 export * as Engine from "./Engine.js"
 export * as Grants from "./Grants.js"
 export * as LeaseSuite from "./LeaseSuite.js"
+export * as SchedulerSuite from "./SchedulerSuite.js"
 export * as SchedulingSuite from "./SchedulingSuite.js"
 export * as SealingSuite from "./SealingSuite.js"
 export * as Services from "./Services.js"

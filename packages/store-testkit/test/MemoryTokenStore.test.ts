@@ -3,7 +3,7 @@
  * than in core's tests: core cannot depend on store-testkit, which depends on core.
  */
 import { TokenStore } from "@renew/core"
-import { SchedulingSuite, TokenStoreSuite } from "@renew/store-testkit"
+import { SchedulerSuite, SchedulingSuite, TokenStoreSuite } from "@renew/store-testkit"
 import { Effect } from "effect"
 
 // Every open() reaches the same map, as clients of one backend do.
@@ -13,3 +13,4 @@ TokenStoreSuite.suite("memory", { open: Effect.succeed(shared), durability: "mem
 
 // The due index is global to a backend: each scheduling test gets a map of its own.
 SchedulingSuite.suite("memory", { backend: Effect.map(TokenStore.makeMemory, Effect.succeed) })
+SchedulerSuite.suite("memory", { backend: Effect.map(TokenStore.makeMemory, Effect.succeed), grants: 10_000 })

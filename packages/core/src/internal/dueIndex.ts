@@ -11,6 +11,11 @@ interface Entry {
   readonly key: string
 }
 
+/** A heap entry: live only while `seq` is the key's latest (a key set twice to the same time has one live entry). */
+interface HeapEntry extends Entry {
+  readonly seq: number
+}
+
 /** @internal */
 export interface DueIndex {
   /** Records `key` as due at `dueAt`, or removes it (`undefined`). */
@@ -22,11 +27,17 @@ export interface DueIndex {
 
 /** @internal */
 export const make = (): DueIndex => {
-  const current = new Map<string, number>()
-  const heap: Array<Entry> = []
+  const current = new Map<string, HeapEntry>()
+  const heap: Array<HeapEntry> = []
+  let seq = 0
 
-  const less = (a: Entry, b: Entry) => a.dueAt < b.dueAt || (a.dueAt === b.dueAt && a.key < b.key)
-  const push = (entry: Entry) => {
+  const less = (a: HeapEntry, b: HeapEntry) => a.dueAt < b.dueAt || (a.dueAt === b.dueAt && a.key < b.key)
+  const schedule = (key: string, dueAt: number) => {
+    const entry = { key, dueAt, seq: seq++ }
+    current.set(key, entry)
+    push(entry)
+  }
+  const push = (entry: HeapEntry) => {
     heap.push(entry)
     let i = heap.length - 1
     while (i > 0) {
@@ -36,7 +47,7 @@ export const make = (): DueIndex => {
       i = parent
     }
   }
-  const pop = (): Entry | undefined => {
+  const pop = (): HeapEntry | undefined => {
     const top = heap[0]
     const last = heap.pop()
     if (top === undefined || last === undefined || heap.length === 0) return top
@@ -54,21 +65,20 @@ export const make = (): DueIndex => {
     }
     return top
   }
-  const isCurrent = (entry: Entry) => current.get(entry.key) === entry.dueAt
+  const isCurrent = (entry: HeapEntry) => current.get(entry.key)?.seq === entry.seq
   // Stale entries are dropped as they surface; rebuilding when they outnumber live ones bounds the heap's size.
   const compact = () => {
     if (heap.length <= 2 * current.size + 64) return
     heap.length = 0
-    for (const [key, dueAt] of current) push({ key, dueAt })
+    for (const entry of current.values()) push(entry)
   }
 
   return {
     set: (key, dueAt) => {
       if (dueAt === undefined) {
         current.delete(key)
-      } else if (current.get(key) !== dueAt) {
-        current.set(key, dueAt)
-        push({ key, dueAt })
+      } else if (current.get(key)?.dueAt !== dueAt) {
+        schedule(key, dueAt)
       }
       compact()
     },
@@ -82,18 +92,15 @@ export const make = (): DueIndex => {
         }
         if (top.dueAt > now) break
         pop()
-        claimed.push(top)
-      }
-      for (const entry of claimed) {
-        current.set(entry.key, holdUntil)
-        push({ key: entry.key, dueAt: holdUntil })
+        claimed.push({ key: top.key, dueAt: top.dueAt })
+        schedule(top.key, holdUntil)
       }
       return claimed
     },
     backlog: (now) => {
       let due = 0
       let oldestDueAt: number | undefined
-      for (const dueAt of current.values()) {
+      for (const { dueAt } of current.values()) {
         if (dueAt > now) continue
         due++
         if (oldestDueAt === undefined || dueAt < oldestDueAt) oldestDueAt = dueAt

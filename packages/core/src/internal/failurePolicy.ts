@@ -15,7 +15,7 @@ import * as Errors from "../RefreshError.js"
 import type { ReauthReason } from "../Token.js"
 
 /** @internal */
-export type TriggerKind = "due" | "prefetch" | "forced" | "rejected"
+export type TriggerKind = "due" | "prefetch" | "scheduled" | "forced" | "rejected"
 
 /** Why an attempt's outcome is unknown: the server may or may not have rotated the refresh token. @internal */
 export type UnknownOutcome = "timeout" | "connection_reset" | "unreadable_answer"

@@ -24,6 +24,8 @@ export interface GrantCache {
   readonly get: (key: string) => Grant | undefined
   /** Serves `grant` until `until`; past `prefetchAt` (default: never) the first hit asks for a background refresh. */
   readonly set: (key: string, grant: Grant, until: number, prefetchAt?: number) => void
+  /** Asks for the entry's background refresh now if it is past its prefetch point (no hit counted). */
+  readonly prefetchIfDue: (key: string) => void
   /** Asks again for a background refresh at `at`, if the entry has already asked and is still served then. */
   readonly rearm: (key: string, at: number) => void
   readonly delete: (key: string) => void
@@ -93,6 +95,13 @@ export const make = (
     },
     set: (key, grant, until, prefetchAt = Infinity) =>
       void entries.set(key, { grant, until, prefetchAt: prefetchAt < until ? prefetchAt : Infinity }),
+    prefetchIfDue: (key) => {
+      const entry = entries.get(key)
+      if (entry !== undefined && clock.unsafeCurrentTimeMillis() >= entry.prefetchAt) {
+        entry.prefetchAt = Infinity
+        options.onPrefetch(key)
+      }
+    },
     rearm: (key, at) => {
       const entry = entries.get(key)
       if (entry !== undefined && entry.prefetchAt === Infinity && at < entry.until) entry.prefetchAt = at

@@ -39,14 +39,18 @@ export const make = (store: TokenStore["Type"]) => {
       }
     )
 
-  const clear = (key: string, grant: Grant, held: Held): Effect.Effect<void> =>
-    held.intent ? Effect.ignore(store.compareAndSet(key, held.version, withoutIntent(grant))) : Effect.void
+  /** Whether this holder wrote it (it holds an intent and no one wrote meanwhile). */
+  const clear = (key: string, grant: Grant, held: Held): Effect.Effect<boolean> =>
+    held.intent
+      ? Effect.orElseSucceed(Effect.as(store.compareAndSet(key, held.version, withoutIntent(grant)), true), () => false)
+      : Effect.succeed(false)
 
-  /** Losing this race means someone else wrote a newer grant: nothing to mark. */
-  const markReauth = (key: string, grant: Grant, held: Held, reason: ReauthReason): Effect.Effect<void> =>
+  /** Losing this race means someone else wrote a newer grant: nothing to mark. Whether this holder marked it. */
+  const markReauth = (key: string, grant: Grant, held: Held, reason: ReauthReason): Effect.Effect<boolean> =>
     store.compareAndSet(key, held.version, new Grant({ ...withoutIntent(grant), reauthRequired: reason })).pipe(
       Effect.zipRight(Metric.increment(Telemetry.reauthRequired)),
-      Effect.ignore
+      Effect.as(true),
+      Effect.orElseSucceed(() => false)
     )
 
   /** The server has rotated the refresh token: the write is retried before giving up, and the intent stays if it fails. */

@@ -12,11 +12,16 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
+import type * as Tracer from "effect/Tracer"
+import type { RefreshEvent } from "../RefreshEvents.js"
 import * as Errors from "../RefreshError.js"
 import * as Telemetry from "../Telemetry.js"
 import { Grant, grantFromResponse, refreshAt } from "../Token.js"
 import type { TokenEndpoint } from "../TokenEndpoint.js"
 import type { Lease, TokenStore } from "../TokenStore.js"
+import { dueAtOf } from "../TokenStore.js"
+import type { DuePolicy } from "./duePolicy.js"
+import { refreshDueAt } from "./duePolicy.js"
 import { isActive, learnRefreshTokenExpiry, verdictOn } from "./diagnosis.js"
 import type { Attempts, Representation } from "./exchange.js"
 import { detached, exchange } from "./exchange.js"
@@ -34,6 +39,8 @@ export type Trigger =
   | { readonly _tag: "due" }
   /** A background refresh started by a hit past the prefetch point: nobody waits on it. */
   | { readonly _tag: "prefetch" }
+  /** The RefreshScheduler's refresh of a claimed grant; the span links to the claiming batch. */
+  | { readonly _tag: "scheduled"; readonly links: ReadonlyArray<Tracer.SpanLink> }
   | { readonly _tag: "forced" }
   | { readonly _tag: "rejected"; readonly accessToken: string }
 
@@ -58,7 +65,22 @@ export interface FlightContext {
   readonly unknownOutcomes: Map<string, UnknownOutcome>
   /** Per key: whether the server rotated the refresh token on the last refresh (learned, never assumed). */
   readonly rotates: Map<string, boolean>
+  /** When the scheduler refreshes each grant written. */
+  readonly due: DuePolicy
+  /** Reports a state change (off the flight's path). */
+  readonly publish: (event: RefreshEvent) => Effect.Effect<void>
 }
+
+/** The scheduler's retry of a failing grant: after as long as it has been failing, within these bounds. */
+const MIN_RETRY_MILLIS = 30_000
+const MAX_RETRY_MILLIS = 3_600_000
+
+/** A refresh nobody waits on. */
+const isBackground = (trigger: Trigger) => trigger._tag === "prefetch" || trigger._tag === "scheduled"
+
+/** `grant` with the time the scheduler should refresh it. @internal */
+export const withDueTime = (context: Pick<FlightContext, "due">, key: string, grant: Grant): Grant =>
+  new Grant({ ...grant, refreshDueAt: refreshDueAt(context.due, key, grant) })
 
 /** The grant under `key`, failing for a missing or dead one. @internal */
 export const load = (store: TokenStore["Type"], key: string): Effect.Effect<Grant, Errors.RefreshError> =>
@@ -85,6 +107,9 @@ export const usable = (context: FlightContext, key: string, grant: Grant, trigge
     // ... which that refresh must not take as an answer.
     case "prefetch":
       return now < refreshAt(grant, context.skewMillis)
+    // A claimed grant someone refreshed since it came due is left alone.
+    case "scheduled":
+      return now < Math.min(grant.refreshDueAt ?? dueAtOf(grant) ?? Infinity, refreshAt(grant, context.skewMillis))
     // A forced refresh (or a 401) may be answered with the stored grant, but never with an expired access token.
     case "rejected":
       return now < grant.expiresAt &&
@@ -141,7 +166,7 @@ export const staleAt = (context: Pick<FlightContext, "skewMillis" | "minValidity
 export const remember = (context: FlightContext, key: string, grant: Grant): Grant => {
   context.cache.set(key, grant, staleAt(context, grant), refreshAt(grant, context.skewMillis))
   // A grant read already past its prefetch point (a cold cache) asks for its background refresh now.
-  context.cache.get(key)
+  context.cache.prefetchIfDue(key)
   return grant
 }
 
@@ -219,8 +244,11 @@ const refreshLocked = (context: FlightContext, locked: Locked): Effect.Effect<Gr
             now: sentAt,
             defaultLifetime: context.defaultLifetimeMillis
           })
-          const next = yield* detached(learnRefreshTokenExpiry(endpoint, answered))
+          const next = withDueTime(context, key, yield* detached(learnRefreshTokenExpiry(endpoint, answered)))
           const stored = yield* intent.persist(key, held, next)
+          if (current.failingSince !== undefined) {
+            yield* context.publish({ _tag: "Recovered", key, failingSince: current.failingSince, at: answeredAt })
+          }
           yield* Metric.update(Telemetry.persistLag, (yield* Clock.currentTimeMillis) - answeredAt)
           context.rotates.set(
             key,
@@ -277,13 +305,25 @@ const onFailure = (
     }
     const verdict = needsVerdict(facts) ? yield* detached(verdictOn(context.endpoint, current, now)) : undefined
     const decision = decide({ ...facts, verdict }, context.settings)
+    const report = { key, errorTag: decision.error._tag, message: decision.error.message, at: now }
     if (decision.markReauth !== undefined) {
-      yield* intent.markReauth(key, current, held, decision.markReauth)
+      if (yield* intent.markReauth(key, current, held, decision.markReauth)) {
+        yield* context.publish({ _tag: "ReauthRequired", reason: decision.markReauth, ...report })
+      }
       // A background refresh leaves the still-valid token served until its stale point (then callers get the error);
       // anything else stops serving it at once.
-      if (trigger._tag !== "prefetch") context.cache.delete(key)
+      if (!isBackground(trigger)) context.cache.delete(key)
     } else if (decision.intent === "clear") {
-      yield* intent.clear(key, current, held)
+      // The first failure that reached the server records the grant as failing (the writer reports it), and the
+      // scheduler's next try backs off with the time it has been failing.
+      const failing = attempts.sent > 0 && current.failingSince === undefined
+      const failingSince = current.failingSince ?? (attempts.sent > 0 ? now : undefined)
+      const after = failingSince === undefined ? current : new Grant({
+        ...current,
+        failingSince,
+        refreshDueAt: now + Math.min(Math.max(now - failingSince, MIN_RETRY_MILLIS), MAX_RETRY_MILLIS)
+      })
+      if ((yield* intent.clear(key, after, held)) && failing) yield* context.publish({ _tag: "Failing", ...report })
     }
     if (decision.intent === "keep" && attempts.unknownOutcome !== undefined) {
       context.unknownOutcomes.set(key, attempts.unknownOutcome)
@@ -301,7 +341,7 @@ const onFailure = (
     }
     if (decision.serveStaleUntil !== undefined) {
       // A background refresh keeps serving the token until its stale point and asks again at `serveStaleUntil`.
-      if (trigger._tag === "prefetch") context.cache.set(key, current, staleAt(context, current), decision.serveStaleUntil)
+      if (isBackground(trigger)) context.cache.set(key, current, staleAt(context, current), decision.serveStaleUntil)
       else context.cache.set(key, current, decision.serveStaleUntil)
       outcome.value = "served_stale"
       outcome.failureTag = error._tag

@@ -52,7 +52,7 @@ export const make = (forcedCooldownMillis: number): RefreshGuards => {
         pauses.delete(key)
         return undefined
       }
-      return trigger === "due" || trigger === "prefetch" || pause.bindsForced ? pause.error : undefined
+      return trigger === "forced" || trigger === "rejected" ? (pause.bindsForced ? pause.error : undefined) : pause.error
     },
     pauseGrant: (key, pause) => void pauses.set(key, pause),
     pauseClient: (error, until) => {

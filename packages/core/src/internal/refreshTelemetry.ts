@@ -13,6 +13,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import type * as Scope from "effect/Scope"
+import type * as Tracer from "effect/Tracer"
 import type { FailureRateMonitor } from "../FailureRateMonitor.js"
 import type * as Errors from "../RefreshError.js"
 import type * as RetryPolicy from "../RetryPolicy.js"
@@ -168,6 +169,8 @@ export const traceFlight = <A>(
   run: {
     readonly key: string
     readonly trigger: string
+    /** Spans this refresh serves without being their child (a scheduler's batch). */
+    readonly links: ReadonlyArray<Tracer.SpanLink>
     readonly attempts: { readonly sent: number }
     readonly outcome: Outcome
     readonly waiters: () => number
@@ -199,6 +202,9 @@ export const traceFlight = <A>(
     // No stack trace: it costs an Error per refresh, and the span names the place already.
     Effect.withSpan(Telemetry.SpanNames.refresh, {
       captureStackTrace: false,
+      links: run.links,
+      // A linked refresh (the scheduler's) is a trace of its own, not a child of whatever started it.
+      root: run.links.length > 0,
       attributes: {
         [Telemetry.Attributes.grantKeyHash]: label,
         [Telemetry.Attributes.clientId]: engine.clientId,

@@ -11,6 +11,7 @@ import type { RefresherOptions } from "../Refresher.js"
 import * as Errors from "../RefreshError.js"
 import * as RetryPolicy from "../RetryPolicy.js"
 import type { TokenStore } from "../TokenStore.js"
+import type { DuePolicy } from "./duePolicy.js"
 import type { PolicySettings } from "./failurePolicy.js"
 import { tracedSchedule } from "./refreshTelemetry.js"
 
@@ -26,6 +27,7 @@ export interface RefresherSettings {
   readonly reuseGraceMillis: number
   readonly maxConcurrent: number
   readonly policy: PolicySettings
+  readonly due: DuePolicy
   readonly schedule: Schedule.Schedule<unknown, Errors.RefreshError>
 }
 
@@ -70,8 +72,16 @@ export const resolve = (
         : { _tag: "policy", schedule: RetryPolicy.make({ maxRetryAfter: maxRetryAfterMillis, ...options.retry }) }
     )
     const minValidityMillis = yield* millis("minValidity", options.minValidity, 5_000)
+    const skewMillis = yield* millis("skew", options.skew, 60_000)
+    const keepAlive = options.keepAlive === undefined ? undefined : yield* millis("keepAlive", options.keepAlive, 0)
+    if (keepAlive !== undefined && keepAlive <= 0) return yield* configError("keepAlive", "must be a positive duration")
     return {
-      skewMillis: yield* millis("skew", options.skew, 60_000),
+      skewMillis,
+      due: {
+        marginMillis: yield* millis("scheduledRefreshMargin", options.scheduledRefreshMargin, 2 * skewMillis),
+        jitterFraction: 0.1,
+        keepAliveMillis: keepAlive
+      },
       minValidityMillis,
       refreshAhead: options.refreshAhead !== false,
       defaultLifetimeMillis: yield* millis("defaultLifetime", options.defaultLifetime, 3_600_000),

@@ -57,14 +57,14 @@ return {redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1]), redis.call('ZCARD', KEYS
 `
 
 /**
- * KEYS[1] the issuer's pause. ARGV[1] its end, ARGV[2] when Redis may forget it. Keeps the later end. The expiry is
- * only housekeeping: readers compare the end with their own clock.
+ * KEYS[1] the issuer's pause. ARGV[1] its end. Keeps the later end. The key does not expire: readers compare the end
+ * with their own clock (which a Redis expiry would not follow: a test's clock, a skewed host), and there is one key
+ * per token endpoint.
  */
 const PAUSE = `
 local current = redis.call('GET', KEYS[1])
 if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1
 `
 
@@ -100,7 +100,7 @@ export interface Scripts {
   renewDelete(grant: string, due: string, key: string): Promise<number>
   renewClaim(due: string, now: string, limit: string, holdUntil: string): Promise<Array<string>>
   renewBacklog(due: string, now: string): Promise<[number, number, string]>
-  renewPause(pause: string, until: string, expireAt: string): Promise<number>
+  renewPause(pause: string, until: string): Promise<number>
   renewAcquire(key: string, owner: string, ttlMillis: string): Promise<[number, number]>
   renewRenew(key: string, owner: string, ttlMillis: string): Promise<number>
   renewRelease(key: string, owner: string): Promise<number>
