@@ -1,7 +1,9 @@
 /**
  * A Promise facade for Node code that is not Effect yet. Same engine, same guarantees: single-flight refresh, typed
  * errors (a rejection IS the tagged error: `err._tag === "InvalidGrant"`), retries, telemetry. A fresh cached token
- * is returned without entering the Effect runtime.
+ * is returned without entering the Effect runtime. With `background`, the `RefreshScheduler` keeps every stored grant
+ * fresh inside the manager's runtime; `on("reauthRequired" | "failing" | "recovered", listener)` reports a grant's
+ * state changes (the engine's `RefreshEvents`).
  *
  * @since 0.1.0
  */
@@ -16,8 +18,11 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
+import * as ManagerEvents from "./internal/managerEvents.js"
 import * as Errors from "./RefreshError.js"
+import * as RefreshEvents from "./RefreshEvents.js"
 import * as Refresher from "./Refresher.js"
+import * as RefreshScheduler from "./RefreshScheduler.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 import type { GrantInput } from "./Token.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
@@ -65,7 +70,92 @@ export interface TokenManagerOptions {
   readonly store?: string | Layer.Layer<TokenStore.TokenStore, unknown> | undefined
   /** The HTTP client. Default: `fetch`. */
   readonly httpClient?: Layer.Layer<HttpClient.HttpClient> | undefined
+  /**
+   * Keep every grant in the store fresh in the background (the `RefreshScheduler`), without waiting for a caller:
+   * `true` for the defaults, or options. Off by default. With a shared store, run it in every replica: each due grant
+   * is claimed by one of them per cycle. It starts when the manager is created and stops with `dispose()`.
+   */
+  readonly background?: boolean | BackgroundOptions | undefined
 }
+
+/**
+ * The `RefreshScheduler`'s options in plain units, and the two engine options that decide when a grant is due for it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BackgroundOptions {
+  /** How often this process sweeps the store for due grants, seconds. Default 5. */
+  readonly intervalSeconds?: number | undefined
+  /** Grants claimed per round trip to the store. Default 100. */
+  readonly batchSize?: number | undefined
+  /**
+   * A claimed grant is not claimed again for this long, seconds: the time its refresh may take, and when a grant whose
+   * process died mid-refresh is tried again. Default 120.
+   */
+  readonly holdSeconds?: number | undefined
+  /** Scheduled refreshes in flight at once at the token endpoint, in this process. Default 8. */
+  readonly maxConcurrent?: number | undefined
+  /** Scheduled refreshes per second at the token endpoint, in this process (a token bucket). Default 20. */
+  readonly maxPerSecond?: number | undefined
+  /** Server errors in a row (5xx, timeouts, network) that pause the endpoint for every replica. Default 5. */
+  readonly serverErrorsBeforePause?: number | undefined
+  /** How long such a run pauses the endpoint, seconds. Default 30. */
+  readonly serverErrorPauseSeconds?: number | undefined
+  /** The longest `Retry-After` of a 429 honoured as a pause of the endpoint for every replica, seconds. Default 300. */
+  readonly maxRetryAfterSeconds?: number | undefined
+  /**
+   * Refresh a grant that has not been refreshed for this long, seconds, even if its access token lasts longer, so an
+   * idle refresh token does not expire unused (Google: 6 months; Atlassian: 90 days). Off by default. Give every
+   * replica the same value: it is written with each grant.
+   */
+  readonly keepAliveSeconds?: number | undefined
+  /**
+   * A grant is due for the scheduler this long before its access token expires (at most half its lifetime), seconds.
+   * Default twice `skewSeconds`, so the scheduler refreshes before any caller would have to.
+   */
+  readonly refreshMarginSeconds?: number | undefined
+}
+
+/**
+ * A grant needs a new authorization: only the user can revive it (email them). `reason` says why when it is known
+ * (`expired`, `revoked`, `rotation_lost`, …); `errorTag` and `message` are the error's, never a token or a secret.
+ *
+ * @since 0.1.0
+ * @category events
+ */
+export type ReauthRequiredEvent = ManagerEvents.ReauthRequiredEvent
+
+/**
+ * A grant's refreshes started failing (the first failure that reached the server, after successes).
+ *
+ * @since 0.1.0
+ * @category events
+ */
+export type FailingEvent = ManagerEvents.FailingEvent
+
+/**
+ * A grant's refreshes succeed again after `failing`.
+ *
+ * @since 0.1.0
+ * @category events
+ */
+export type RecoveredEvent = ManagerEvents.RecoveredEvent
+
+/**
+ * The manager's events and what each listener receives. `at` (and `failingSince`) are epoch milliseconds. With a
+ * shared store, each change is reported once, by the replica whose write made it.
+ *
+ * @since 0.1.0
+ * @category events
+ */
+export type TokenManagerEvents = ManagerEvents.EventMap
+
+/**
+ * @since 0.1.0
+ * @category events
+ */
+export type TokenManagerEventName = ManagerEvents.EventName
 
 /**
  * @since 0.1.0
@@ -80,10 +170,23 @@ export interface TokenManager {
   readonly refresh: (key: string) => Promise<void>
   readonly removeGrant: (key: string) => Promise<void>
   /**
-   * Stops the manager: new calls reject with `EngineClosed`; refreshes already sent to the server finish and are
-   * stored (bounded by the per-attempt timeout), then the store is released.
+   * Stops the manager: the background scheduler stops, new calls reject with `EngineClosed`; refreshes already sent
+   * to the server finish and are stored (bounded by the per-attempt timeout), then the store is released.
    */
   readonly dispose: () => Promise<void>
+  /**
+   * Calls `listener` on every such event, in the order listeners were added. A listener that throws (or returns a
+   * rejected promise) is logged and changes nothing: the other listeners are still called, and the refresh that
+   * reported the change is already stored. Throws `ConfigurationError` for an unknown event name.
+   */
+  readonly on: <K extends TokenManagerEventName>(event: K, listener: (event: TokenManagerEvents[K]) => unknown) => TokenManager
+  /** As `on`, for the next such event only. */
+  readonly once: <K extends TokenManagerEventName>(
+    event: K,
+    listener: (event: TokenManagerEvents[K]) => unknown
+  ) => TokenManager
+  /** Removes a listener added with `on` or `once` (the most recent registration of it, as `EventEmitter.off`). */
+  readonly off: <K extends TokenManagerEventName>(event: K, listener: (event: TokenManagerEvents[K]) => unknown) => TokenManager
 }
 
 // A variable specifier: core must not depend on the store package (which depends on core) at build time.
@@ -129,6 +232,21 @@ const storeLayer = (
  * const accessToken = await tokens.getAccessToken("user-42")
  * ```
  *
+ * @example
+ * ```ts
+ * import { TokenManager } from "@renew/core"
+ *
+ * // Every grant in the store kept fresh by this process, and told when one needs the user again.
+ * const tokens = TokenManager.createTokenManager({
+ *   tokenEndpoint: "https://auth.example.com/oauth/token",
+ *   clientId: "my-app",
+ *   clientSecret: process.env.CLIENT_SECRET,
+ *   store: "./data/grants.db",
+ *   background: { intervalSeconds: 5, maxPerSecond: 20 }
+ * })
+ * tokens.on("reauthRequired", ({ key, reason }) => emailUser(key, reason))
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -150,7 +268,10 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   const valid = TokenEndpoint.validateOptions(endpointOptions)
   if (Either.isLeft(valid)) throw valid.left
 
-  const layer = Refresher.layer({
+  const background = backgroundOptions(options.background)
+  const events = ManagerEvents.make()
+
+  const engineLayer = Refresher.layer({
     skew: options.skewSeconds !== undefined ? Duration.seconds(options.skewSeconds) : undefined,
     minValidity: seconds(options.minValiditySeconds),
     refreshAhead: options.refreshAhead,
@@ -161,13 +282,37 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     maxRetryAfter: seconds(options.maxRetryAfterSeconds),
     failureCooldown: seconds(options.failureCooldownSeconds),
     reuseGracePeriod: seconds(options.reuseGracePeriodSeconds),
+    keepAlive: seconds(background?.keepAliveSeconds),
+    scheduledRefreshMargin: seconds(background?.refreshMarginSeconds),
     coarseClock: true
   }).pipe(
-    Layer.provide(TokenEndpoint.layer(endpointOptions)),
-    Layer.provide(options.httpClient ?? FetchHttpClient.layer),
-    Layer.provide(storeLayer(options.store))
+    // Merged, not only provided: the scheduler works on the same endpoint and store as the engine.
+    Layer.provideMerge(TokenEndpoint.layer(endpointOptions).pipe(Layer.provide(options.httpClient ?? FetchHttpClient.layer))),
+    Layer.provideMerge(storeLayer(options.store)),
+    Layer.provide(RefreshEvents.layer(events.publish))
   )
+  const layer: Layer.Layer<Refresher.Refresher, unknown> = background === undefined
+    ? engineLayer
+    : RefreshScheduler.layer({
+      interval: seconds(background.intervalSeconds),
+      batchSize: background.batchSize,
+      hold: seconds(background.holdSeconds),
+      maxConcurrent: background.maxConcurrent,
+      maxPerSecond: background.maxPerSecond,
+      serverErrorsBeforePause: background.serverErrorsBeforePause,
+      serverErrorPause: seconds(background.serverErrorPauseSeconds),
+      maxRetryAfter: seconds(background.maxRetryAfterSeconds)
+    }).pipe(Layer.provideMerge(engineLayer))
   const runtime = ManagedRuntime.make(layer)
+  if (background !== undefined) {
+    // The scheduler runs without any caller: build the engine now. A failure (the store unreachable, a store without a
+    // due index) is logged here, and every call rejects with it.
+    void Effect.runPromiseExit(runtime.runtimeEffect).then((exit) => {
+      if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
+        Effect.runFork(Effect.logError("renew: the TokenManager's background refresh could not start", exit.cause))
+      }
+    })
+  }
   // Resolved on first use; afterwards the cached path never enters the runtime.
   let engine: Refresher.Refresher["Type"] | undefined
   const inFlight = new Map<string, Promise<string>>()
@@ -187,7 +332,7 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     )
   }
 
-  return {
+  const manager: TokenManager = {
     setGrant: (key, grant) => run((engine) => Effect.asVoid(engine.setGrant(key, grant))),
     getAccessToken: (key) => {
       const hit = engine?.unsafeCachedAccessToken(key)
@@ -209,6 +354,57 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
       disposed = true
       engine = undefined
       return runtime.dispose()
+    },
+    on: (event, listener) => (events.add(event, listener, false), manager),
+    once: (event, listener) => (events.add(event, listener, true), manager),
+    off: (event, listener) => (events.remove(event, listener), manager)
+  }
+  return manager
+}
+
+const BACKGROUND_SECONDS = [
+  "intervalSeconds",
+  "holdSeconds",
+  "serverErrorPauseSeconds",
+  "maxRetryAfterSeconds",
+  "keepAliveSeconds"
+] as const
+const BACKGROUND_COUNTS = ["batchSize", "maxConcurrent", "maxPerSecond", "serverErrorsBeforePause"] as const
+const BACKGROUND_KEYS: ReadonlyArray<string> = [...BACKGROUND_SECONDS, ...BACKGROUND_COUNTS, "refreshMarginSeconds"]
+
+/**
+ * `background` checked at once, as the other options are (plain JavaScript gets no type check): a misspelt option
+ * would otherwise be ignored without a word.
+ */
+const backgroundOptions = (value: unknown): BackgroundOptions | undefined => {
+  if (value === undefined || value === false) return undefined
+  if (value === true) return {}
+  const refuse = (option: string, detail: string) => {
+    throw new Errors.ConfigurationError({ option, detail })
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return refuse("background", "must be true, false or an object of options")
+  }
+  const record = value as Record<string, unknown>
+  for (const name of Object.keys(record)) {
+    if (!BACKGROUND_KEYS.includes(name) && record[name] !== undefined) {
+      refuse(`background.${name}`, `is not an option; the options are ${BACKGROUND_KEYS.join(", ")}`)
     }
   }
+  const isNumber = (n: unknown): n is number => typeof n === "number" && Number.isFinite(n)
+  for (const name of BACKGROUND_SECONDS) {
+    const n = record[name]
+    if (n !== undefined && !(isNumber(n) && n > 0)) refuse(`background.${name}`, "must be a positive number of seconds")
+  }
+  for (const name of BACKGROUND_COUNTS) {
+    const n = record[name]
+    if (n !== undefined && !(isNumber(n) && Number.isInteger(n) && n > 0)) {
+      refuse(`background.${name}`, "must be a positive whole number")
+    }
+  }
+  const margin = record.refreshMarginSeconds
+  if (margin !== undefined && !(isNumber(margin) && margin >= 0)) {
+    refuse("background.refreshMarginSeconds", "must be a number of seconds, 0 or more")
+  }
+  return record as BackgroundOptions
 }
