@@ -5,7 +5,14 @@ import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { program, RenewLive } from "../examples/effect-app.js"
 import { run } from "../examples/node-promise.js"
+import { run as runBackground } from "../examples/background-refresh.js"
+import * as Scheduler from "../examples/scheduler.js"
+import { RefreshEvents, TokenStore } from "@renew/core"
+import { SqliteTokenStore } from "@renew/store-sqlite"
 import { startScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 
 // The README's examples, run for real against loopback servers.
 describe("examples", () => {
@@ -56,4 +63,58 @@ describe("examples", () => {
       await endpoint.close()
     }
   })
+
+  it("examples/background-refresh.ts: the scheduler refreshes the grant while nobody asks", async () => {
+    const endpoint = await startScriptedTokenEndpoint({ clientId: "my-app", clientSecret: "s3cret-value" })
+    try {
+      const env = { TOKEN_URL: endpoint.url, CLIENT_ID: "my-app", CLIENT_SECRET: "s3cret-value" }
+      const live = await runBackground({ ...env, REFRESH_TOKEN: endpoint.mintRefreshToken() })
+      assert.strictEqual(live.accessToken, endpoint.lastIssued()!.accessToken)
+      assert.strictEqual(endpoint.refreshRequests, 1)
+      assert.deepStrictEqual(live.reported, [])
+      // A refresh token the server does not know: the scheduler finds the grant dead and says so, once.
+      const dead = await runBackground({ ...env, REFRESH_TOKEN: "rt_unknown_to_the_server" }, { waitMs: 60_000 })
+      assert.isUndefined(dead.accessToken)
+      assert.deepStrictEqual(dead.reported, ["reauthRequired user-42 (invalid_grant)"])
+      assert.strictEqual(endpoint.refreshRequests, 2)
+    } finally {
+      await endpoint.close()
+    }
+  })
+
+  it.live("examples/scheduler.ts refreshes a grant in the SQLite store with no caller, and reports a dead one", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* Effect.acquireRelease(
+        Effect.promise(() => startScriptedTokenEndpoint({ clientId: "my-app", clientSecret: "s3cret-value" })),
+        (e) => Effect.promise(() => e.close())
+      )
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "renew-scheduler-example-"))),
+        (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+      )
+      const events: Array<RefreshEvents.RefreshEvent> = []
+      const live = Scheduler.RenewLive({
+        tokenUrl: endpoint.url,
+        clientId: "my-app",
+        clientSecret: Redacted.make("s3cret-value"),
+        store: SqliteTokenStore.layer({ filename: Path.join(dir, "grants.db") }),
+        onEvent: (event) => Effect.zipRight(Scheduler.onEvent(event), Effect.sync(() => void events.push(event)))
+      })
+      const [version, dead] = yield* Effect.all([
+        Scheduler.seedAndWait("user-42", endpoint.mintRefreshToken()),
+        Scheduler.seedAndWait("user-7", "rt_unknown_to_the_server")
+      ], { concurrency: 2 }).pipe(Effect.provide(live))
+      assert.isAbove(version ?? 0, 1, "stored, then refreshed")
+      assert.isUndefined(dead)
+      assert.strictEqual(endpoint.refreshRequests, 2)
+      assert.deepStrictEqual(events.map((event) => [event._tag, event.key]), [["ReauthRequired", "user-7"]])
+      const stored = yield* Effect.flatMap(
+        SqliteTokenStore.make({ filename: Path.join(dir, "grants.db") }),
+        (store: TokenStore.TokenStore["Type"]) => store.get("user-42")
+      )
+      assert.strictEqual(
+        stored._tag === "Some" ? Redacted.value(stored.value.accessToken!) : undefined,
+        endpoint.lastIssued()!.accessToken
+      )
+    }).pipe(Effect.scoped))
 })

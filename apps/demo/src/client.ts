@@ -1,6 +1,7 @@
 /**
  * The client service, built the way Renew's README tells users to build theirs: an Effect application that composes
- * Renew's layers (Refresher + TokenEndpoint with introspection + the SQLite store + FailureRateMonitor) over an
+ * Renew's layers (Refresher + TokenEndpoint with introspection + the SQLite store + FailureRateMonitor, the
+ * RefreshScheduler keeping the grant fresh in the background, RefreshEvents telling its state changes) over an
  * HttpClient, and calls the protected API through `BearerClient.withBearer`.
  *
  * It calls the API on an interval and serves its own HTTP endpoints: `GET /call`, `/login`, and the admin and chaos
@@ -8,7 +9,15 @@
  */
 import { FetchHttpClient, HttpClient, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { BearerClient, FailureRateMonitor, Refresher, TokenEndpoint, TokenStore } from "@renew/core"
+import {
+  BearerClient,
+  FailureRateMonitor,
+  Refresher,
+  RefreshEvents,
+  RefreshScheduler,
+  TokenEndpoint,
+  TokenStore
+} from "@renew/core"
 import { SqliteTokenStore } from "@renew/store-sqlite"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -22,7 +31,7 @@ import * as Path from "node:path"
 import { type DemoAuthServer, fingerprint } from "./authServer.js"
 import type { ChaosProxy } from "./chaosProxy.js"
 import type { DemoConfig } from "./config.js"
-import { demoRemedy, event, formatMillis, refreshCounts, writeRaw } from "./output.js"
+import { demoRemedy, event, eventCounts, formatMillis, refreshCounts, tellEvent, writeRaw } from "./output.js"
 import type { ResourceApi } from "./resourceApi.js"
 
 /** The grant the client service holds: one user of the demo's authorization server. */
@@ -41,25 +50,36 @@ export const RenewLive = (options: {
   readonly clientId: string
   readonly clientSecret: Redacted.Redacted<string>
   readonly storeFile: string
-  readonly skewMillis: number | undefined
+  readonly skewMillis: number
+  readonly minValidityMillis: number
+  readonly sweepIntervalMillis: number | undefined
   readonly invalidClientPauseMillis: number
-}) =>
-  Refresher.layer({
-    ...(options.skewMillis !== undefined ? { skew: Duration.millis(options.skewMillis) } : {}),
+}) => {
+  const engine = Refresher.layer({
+    skew: Duration.millis(options.skewMillis),
+    minValidity: Duration.millis(options.minValidityMillis),
     invalidClientPause: Duration.millis(options.invalidClientPauseMillis)
   }).pipe(
-    Layer.provide(TokenEndpoint.layer({
+    // Merged: the scheduler refreshes through the same endpoint and store.
+    Layer.provideMerge(TokenEndpoint.layer({
       url: options.tokenUrl,
       // With introspection, an invalid_grant says why: expired or revoked.
       introspectionUrl: options.introspectionUrl,
       clientId: options.clientId,
       clientSecret: options.clientSecret
     })),
+    // A grant's state changes (needs re-authorization, failing, recovered), told as `event` lines.
+    Layer.provide(RefreshEvents.layer(tellEvent)),
     // A short window, so that the chaos switches raise (and clear) the alert while you watch.
     Layer.provideMerge(FailureRateMonitor.layer({ window: "1 minute", threshold: 0.5, minVolume: 3 })),
     Layer.provideMerge(SqliteTokenStore.layer({ filename: options.storeFile })),
     Layer.provideMerge(FetchHttpClient.layer)
   )
+  // The background scheduler: every grant in the store refreshed ahead of its expiry, with no caller waiting.
+  return options.sweepIntervalMillis === undefined
+    ? engine
+    : RefreshScheduler.layer({ interval: Duration.millis(options.sweepIntervalMillis) }).pipe(Layer.provideMerge(engine))
+}
 
 // --- 2. the application -------------------------------------------------------------------------------------------
 
@@ -79,17 +99,25 @@ const html = (title: string, body: string) =>
 </head><body><h1>${title}</h1>${body}<p><a href="/">home</a> · <a href="/admin/status">status</a></p></body></html>`)
 
 /**
- * When Renew refreshes here: a refreshed token's lifetime is counted from the request, less one second (`expires_in`
- * has whole seconds), and it is due `skew` before that, the skew never more than half the lifetime.
+ * When Renew refreshes here. A refreshed token's lifetime is counted from the request, less one second (`expires_in`
+ * has whole seconds). The scheduler's due time is `2 × skew` before expiry, less a jitter of up to a tenth of the
+ * lifetime (both within the first half of the lifetime); the first call past `skew` before expiry (at most half the
+ * lifetime) starts a background refresh; callers wait only past `minValidity` before expiry.
  */
 const refreshPolicy = (config: DemoConfig): string => {
   const ttl = config.accessTokenTtlSeconds * 1000
   const lifetime = Math.max(ttl - 1000, ttl / 2)
-  const skew = config.skewMillis ?? 60_000
-  const dueAfter = lifetime - Math.min(skew, lifetime / 2)
-  return `a token is due at expiry − skew (skew ${config.skewMillis === undefined ? "60 s, Renew's default" : formatMillis(skew)}, at most half its lifetime): about ${
-    formatMillis(dueAfter)
-  } after each refresh here`
+  const prefetchAfter = lifetime - Math.min(config.skewMillis, lifetime / 2)
+  const staleAfter = Math.max(prefetchAfter, lifetime - config.minValidityMillis)
+  const callers = `a call would start one about ${formatMillis(prefetchAfter)} after each refresh (expiry − skew ${
+    formatMillis(config.skewMillis)
+  })${staleAfter > prefetchAfter ? `, and calls would wait for it after ${formatMillis(staleAfter)}` : ""}`
+  if (config.sweepIntervalMillis === undefined) return `no scheduler (--sweep-interval off); ${callers}`
+  const margin = Math.min(2 * config.skewMillis, lifetime / 2)
+  const jitter = Math.max(0, Math.min(0.1 * lifetime, lifetime / 2 - margin))
+  const latest = lifetime - margin
+  const due = jitter > 0 ? `${formatMillis(latest - jitter)}–${formatMillis(latest)}` : formatMillis(latest)
+  return `the scheduler (a sweep every ${formatMillis(config.sweepIntervalMillis)}) refreshes the grant about ${due} after each refresh; ${callers}`
 }
 
 const escapeHtml = (text: string) =>
@@ -330,6 +358,7 @@ export const run = (ctx: {
         },
         calls: { total: stats.calls, ok: stats.ok, failed: stats.failed, lastFailure: stats.lastFailure },
         refreshes: refreshCounts,
+        events: eventCounts,
         api: resourceApi.stats(),
         chaos: { ...proxy.state(), secretRotated: auth.secretRotated() },
         failureRateAlert: alert
@@ -464,7 +493,7 @@ the access token is valid ${grant.expiresIn} s and Renew refreshes it from now o
       yield* event(
         "auth",
         `resumed grant version ${existing.version} from ${storeFile}: no new authorization (access token ${
-          existing.expiresAt > Date.now() ? `valid ${formatMillis(existing.expiresAt - Date.now())} more` : "expired: refreshed on the first call"
+          existing.expiresAt > Date.now() ? `valid ${formatMillis(existing.expiresAt - Date.now())} more` : "expired: refreshed at once"
         })`
       )
     } else {
@@ -514,6 +543,8 @@ the access token is valid ${grant.expiresIn} s and Renew refreshes it from now o
       clientSecret: Redacted.make(auth.client.clientSecret),
       storeFile,
       skewMillis: config.skewMillis,
+      minValidityMillis: config.minValidityMillis,
+      sweepIntervalMillis: config.sweepIntervalMillis,
       invalidClientPauseMillis: config.invalidClientPauseMillis
     }))
   )

@@ -23,8 +23,12 @@ export interface DemoConfig {
   readonly accessTokenTtlSeconds: number
   readonly refreshTokenTtlSeconds: number
   readonly intervalMillis: number
-  /** Renew's skew; undefined keeps Renew's default (60 s, never more than half the token's lifetime). */
-  readonly skewMillis: number | undefined
+  /** Renew's skew (never more than half the token's lifetime). */
+  readonly skewMillis: number
+  /** Renew's minValidity: callers wait for a refresh only when the token has less than this left. */
+  readonly minValidityMillis: number
+  /** How often Renew's RefreshScheduler sweeps the store for due grants; undefined: no scheduler. */
+  readonly sweepIntervalMillis: number | undefined
   /** How long Renew pauses the client after InvalidClient. */
   readonly invalidClientPauseMillis: number
   readonly logFormat: "story" | "logfmt"
@@ -42,8 +46,13 @@ Options (each also read from the environment variable shown):
   --access-token-ttl <s>     access token lifetime, seconds                  DEMO_ACCESS_TOKEN_TTL  (15)
   --refresh-token-ttl <s>    refresh token lifetime, seconds (sliding)       DEMO_REFRESH_TOKEN_TTL (3600)
   --interval <d>             time between API calls: 2s, 300ms, 1.5          DEMO_INTERVAL          (2s)
-  --skew <d>                 refresh this long before expiry (Renew caps it  DEMO_SKEW              (Renew's 60s)
-                             at half the token's lifetime)
+  --skew <d>                 callers refresh this long before expiry; the   DEMO_SKEW              (3s)
+                             scheduler twice as long (Renew caps both at
+                             half the token's lifetime)
+  --min-validity <d>         callers wait for a refresh only when the token  DEMO_MIN_VALIDITY      (1s)
+                             has less than this left
+  --sweep-interval <d|off>   how often Renew's RefreshScheduler looks for    DEMO_SWEEP_INTERVAL    (1s)
+                             due grants; off: only callers refresh
   --invalid-client-pause <d> how long Renew pauses the client after          DEMO_INVALID_CLIENT_PAUSE (5s)
                              invalid_client (Renew's default is 30s)
   --log-format story|logfmt  story: one readable line per event; logfmt:     DEMO_LOG_FORMAT        (story)
@@ -100,6 +109,8 @@ export const parseConfig = (
         "refresh-token-ttl": { type: "string" },
         interval: { type: "string" },
         skew: { type: "string" },
+        "sweep-interval": { type: "string" },
+        "min-validity": { type: "string" },
         "invalid-client-pause": { type: "string" },
         "log-format": { type: "string" },
         latency: { type: "string" },
@@ -140,8 +151,15 @@ export const parseConfig = (
   )
   const intervalMillis = parseDuration("--interval", pick(flags.interval, "DEMO_INTERVAL") ?? "2s")
   if (intervalMillis < 10) throw new ConfigError("--interval: must be at least 10ms")
-  const skewValue = pick(flags.skew, "DEMO_SKEW")
-  const skewMillis = skewValue === undefined ? undefined : parseDuration("--skew", skewValue)
+  const skewMillis = parseDuration("--skew", pick(flags.skew, "DEMO_SKEW") ?? "3s")
+  const minValidityMillis = parseDuration("--min-validity", pick(flags["min-validity"], "DEMO_MIN_VALIDITY") ?? "1s")
+  const sweepValue = pick(flags["sweep-interval"], "DEMO_SWEEP_INTERVAL") ?? "1s"
+  const sweepIntervalMillis = ["off", "0", "false", "no"].includes(sweepValue.trim().toLowerCase())
+    ? undefined
+    : parseDuration("--sweep-interval", sweepValue)
+  if (sweepIntervalMillis !== undefined && sweepIntervalMillis < 10) {
+    throw new ConfigError("--sweep-interval: must be at least 10ms, or off")
+  }
   const invalidClientPauseMillis = parseDuration(
     "--invalid-client-pause",
     pick(flags["invalid-client-pause"], "DEMO_INVALID_CLIENT_PAUSE") ?? "5s"
@@ -161,6 +179,8 @@ export const parseConfig = (
     refreshTokenTtlSeconds,
     intervalMillis,
     skewMillis,
+    minValidityMillis,
+    sweepIntervalMillis,
     invalidClientPauseMillis,
     logFormat,
     chaos: {

@@ -5,11 +5,14 @@
  * - Refreshes are told from Renew's `renew.refresh` spans: a line when one ends (trigger, outcome, attempts,
  *   duration, the error's `_tag` and message) and a line for each retry Renew schedules (its `renew.retry` events).
  *   The tracer is wrapped, not replaced: with OTEL_EXPORTER_OTLP_ENDPOINT set the same spans go to Jaeger.
+ * - Renew's events (a grant needs re-authorization, started failing, recovered) are told as `event` lines, from the
+ *   `RefreshEvents` hook.
  * - `--log-format logfmt` prints Effect's logfmt lines with trace ids instead (`Otel.logger`), Renew's own log lines
  *   included.
  *
  * Nothing here ever prints a token or a secret: Renew's messages never hold one, and the demo prints none.
  */
+import type { RefreshEvents } from "@renew/core"
 import { Otel } from "@renew/opentelemetry"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -63,12 +66,16 @@ export const demoRemedy = (tag: string): string | undefined => {
 const messageText = (message: unknown): string =>
   Array.isArray(message) ? message.map((part) => (typeof part === "string" ? part : String(part))).join(" ") : String(message)
 
-// Renew's log lines about a refresh's outcome: the refresh span tells the same, with the duration.
-const toldBySpan = [
+// Renew's log lines about a refresh's outcome (the refresh span tells the same, with the duration) and about a grant's
+// state changes (the event line tells the same).
+const toldElsewhere = [
   "renew: refreshed access token",
   "renew: refresh failed with",
   "renew: refresh failed, serving the still-valid access token",
-  "renew: refresh interrupted"
+  "renew: refresh interrupted",
+  "renew: the grant needs a new authorization",
+  "renew: the grant's refreshes are failing",
+  "renew: the grant's refreshes succeed again"
 ]
 
 /** The story logger: demo events as `category text`; Renew's other lines (alerts, warnings) as `renew …`. */
@@ -79,7 +86,7 @@ export const storyLogger: Logger.Logger<unknown, void> = Logger.make(({ annotati
     writeLine(String(category.value), text, date)
     return
   }
-  if (toldBySpan.some((prefix) => text.startsWith(prefix))) return
+  if (toldElsewhere.some((prefix) => text.startsWith(prefix))) return
   const label = text.startsWith("renew: failure-rate alert")
     ? "alert"
     : logLevel._tag === "Error" || logLevel._tag === "Fatal"
@@ -96,6 +103,36 @@ export const storyLogger: Logger.Logger<unknown, void> = Logger.make(({ annotati
 /** The logger layer for a log format. */
 export const loggerLayer = (format: "story" | "logfmt"): Layer.Layer<never> =>
   format === "logfmt" ? Otel.logger : Logger.replace(Logger.defaultLogger, storyLogger)
+
+// --- a grant's state changes, from Renew's RefreshEvents ---------------------------------------------------------
+
+export const eventCounts = { reauthRequired: 0, failing: 0, recovered: 0 }
+
+/** One `event` line per state change of a grant, with what to do in the demo. */
+export const tellEvent = (change: RefreshEvents.RefreshEvent): Effect.Effect<void> => {
+  switch (change._tag) {
+    case "ReauthRequired": {
+      eventCounts.reauthRequired++
+      const remedy = demoRemedy(change.errorTag)
+      return event(
+        "event",
+        `reauthRequired ${change.key} (${change.reason}): ${change.message}${remedy === undefined ? "" : `  → ${remedy}`}`,
+        LogLevel.Warning
+      )
+    }
+    case "Failing": {
+      eventCounts.failing++
+      return event("event", `failing ${change.key} (${change.errorTag}): ${change.message}`, LogLevel.Warning)
+    }
+    case "Recovered": {
+      eventCounts.recovered++
+      return event(
+        "event",
+        `recovered ${change.key}: refreshes succeed again after ${formatMillis(change.at - change.failingSince)} of failures`
+      )
+    }
+  }
+}
 
 // --- refreshes, from Renew's spans -------------------------------------------------------------------------------
 

@@ -5,9 +5,10 @@
  *
  * 1. steady state: no failed call, about one refresh per token lifetime, the SQLite grant is the latest rotation
  *    and is active; every refresh reached the OTLP receiver as a trace;
- * 2. each chaos switch and Renew's answer to it;
+ * 2. each chaos switch and Renew's answer to it, and the grant's events (reauthRequired, failing, recovered);
  * 3. Ctrl-C: a clean stop, nothing left running;
- * 4. a restart on the same data directory resumes the grant from SQLite without a new authorization;
+ * 4. a restart on the same data directory resumes the grant from SQLite without a new authorization, and with API
+ *    calls a minute apart the RefreshScheduler keeps the grant fresh on its own (scheduled refreshes, no caller);
  *    SIGINT to the demo's process: `npm start` exits 0;
  * and, throughout, no token or secret on stdout or stderr, nor in the exported traces.
  */
@@ -24,7 +25,9 @@ import { type OtlpReceiver, startOtlpReceiver } from "@renew/otlp-receiver-fixtu
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url))
 const GRANT_KEY = "demo-user"
-const FLAGS = ["--port", "0", "--access-token-ttl", "2", "--interval", "300ms", "--skew", "0.2"]
+// The first run tells what callers see, so its refreshes are the callers' own (no scheduler); the restart runs the
+// scheduler (see step 4).
+const FLAGS = ["--port", "0", "--access-token-ttl", "2", "--interval", "300ms", "--skew", "0.2", "--sweep-interval", "off"]
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -61,15 +64,18 @@ class Demo {
     this.exited = new Promise((resolve) => child.once("close", (code, signal) => resolve({ code, signal })))
   }
 
-  /** `npm start -- <args>` from the repository root, in its own process group (as a terminal would run it). */
-  static async start(dataDir: string, env: Record<string, string> = {}): Promise<Demo> {
+  /**
+   * `npm start -- <FLAGS> --data-dir <dataDir> <args>` from the repository root, in its own process group (as a
+   * terminal would run it); a flag in `args` wins over the same flag in FLAGS.
+   */
+  static async start(dataDir: string, env: Record<string, string> = {}, args: ReadonlyArray<string> = []): Promise<Demo> {
     const clean: Record<string, string> = {}
     for (const [name, value] of Object.entries(process.env)) {
       // A user's shell has no npm_* variables (the test runner may, from `npm test`) and no OTEL_* unless asked.
       if (value === undefined || name.startsWith("npm_") || name.startsWith("OTEL_") || name === "INIT_CWD") continue
       clean[name] = value
     }
-    const child = spawn("npm", ["start", "--", ...FLAGS, "--data-dir", dataDir], {
+    const child = spawn("npm", ["start", "--", ...FLAGS, "--data-dir", dataDir, ...args], {
       cwd: ROOT,
       detached: true,
       env: { ...clean, ...env },
@@ -190,7 +196,7 @@ describe("apps/demo (npm start)", () => {
     Fs.rmSync(dataDir, { recursive: true, force: true })
   })
 
-  it("runs, refreshes about once per token lifetime, survives every chaos switch, stops on Ctrl-C and resumes from SQLite", async () => {
+  it("runs, refreshes about once per token lifetime, survives every chaos switch, stops on Ctrl-C, resumes from SQLite and refreshes in the background", async () => {
     const startedAt = Date.now()
     onTestFailed(() => {
       for (const [index, demo] of demos.entries()) {
@@ -280,7 +286,11 @@ describe("apps/demo (npm start)", () => {
     expect(revoked[0]).toContain("The user must authorize again")
     expect(revoked[0]).toContain("POST /admin/reauthorize")
     await demo.waitFor(/call\s+#\d+ FAILED InvalidGrant/, PATIENCE, mark)
+    // The state change is told once, as an event, whatever number of calls fail on it.
+    const reauthEvent = await demo.waitFor(/event\s+reauthRequired demo-user \((revoked|invalid_grant)\): .*/, PATIENCE, mark)
+    expect(reauthEvent[0]).toContain("POST /admin/reauthorize")
     expect((await demo.request("GET", "/admin/status")).grant.state).toBe("needs_reauthorization")
+    expect(demo.lines(mark).filter(([c, t]) => c === "event" && t.startsWith("reauthRequired"))).toHaveLength(1)
     mark = demo.mark()
     const reauthorized = await demo.request("POST", "/admin/reauthorize")
     expect(reauthorized.ok).toBe(true)
@@ -294,10 +304,13 @@ describe("apps/demo (npm start)", () => {
     const badClient = await demo.waitFor(/refresh\s+\S+: FAILED InvalidClient after 1 attempt in .*/, PATIENCE, mark)
     expect(badClient[0]).toContain("Check the client id and secret")
     expect((await demo.request("GET", "/admin/status")).grant.state).toBe("ok") // the grant is untouched
+    await demo.waitFor(/event\s+failing demo-user \(InvalidClient\)/, PATIENCE, mark)
     await demo.request("POST", "/admin/chaos/restore-secret")
-    mark = demo.mark()
-    await demo.waitFor(/refresh\s+due: ok/, PATIENCE, mark)
-    await demo.waitFor(/call\s+#\d+ 200 OK/, PATIENCE, mark)
+    const restored = demo.mark()
+    await demo.waitFor(/refresh\s+due: ok/, PATIENCE, restored)
+    await demo.waitFor(/event\s+recovered demo-user: refreshes succeed again after [\d.]+ (?:ms|s) of failures/, PATIENCE, mark)
+    await demo.waitFor(/call\s+#\d+ 200 OK/, PATIENCE, restored)
+    expect(demo.lines(mark).filter(([c]) => c === "event").map(([, t]) => t.split(" ")[0])).toEqual(["failing", "recovered"])
 
     // the network to the authorization server cut → NetworkError, retried (served stale while the token is valid);
     // restoring the network recovers
@@ -337,22 +350,39 @@ describe("apps/demo (npm start)", () => {
     expect(spans.some((span) => span.name === "renew.refresh.attempt")).toBe(true)
     await collectSecrets()
 
-    // --- 4. restart on the same data directory: resumed from SQLite, no new authorization ----------------------
-    const again = await Demo.start(dataDir)
+    // --- 4. restart on the same data directory: resumed from SQLite, no new authorization; the scheduler on -------
+    // API calls a minute apart: after the first, every refresh is the scheduler's, with no caller.
+    const again = await Demo.start(dataDir, {}, ["--interval", "1m", "--sweep-interval", "200ms"])
     demos.push(again)
     expect(again.out).toContain("traces                not exported")
     expect(again.out).toContain("docker compose -f apps/demo/docker-compose.yml up")
+    expect(again.out).toMatch(/refresh policy\s+the scheduler \(a sweep every 200 ms\) refreshes the grant about/)
     await again.waitFor(/auth\s+resumed grant version \d+ from .*renew-grants\.sqlite: no new authorization/)
     const resumed = again.mark()
-    await again.waitFor(/refresh\s+due: ok/, PATIENCE, resumed)
-    await again.waitFor(/call\s+#\d+ 200 OK/, PATIENCE, resumed)
+    // The expired grant is refreshed at start, by the scheduler's first sweep or by the first call (whichever is first).
+    await again.waitFor(/refresh\s+(?:due|scheduled): ok/, PATIENCE, resumed)
+    await again.waitFor(/call\s+#1 200 OK/, PATIENCE, resumed)
+    const afterFirstCall = again.lastEnd
+    const scheduledSince = (mark: number) =>
+      again.lines(mark).filter(([c, t]) => c === "refresh" && /^scheduled: ok/.test(t))
+    for (const deadline = Date.now() + 2 * PATIENCE; scheduledSince(afterFirstCall).length < 3;) {
+      expect(Date.now(), "three scheduled refreshes within the patience").toBeLessThan(deadline)
+      expect(again.child.exitCode, "the demo is running").toBeNull()
+      await sleep(100)
+    }
     const status = await again.request("GET", "/admin/status")
+    expect(status.refreshes.byTrigger.scheduled).toBeGreaterThanOrEqual(3)
+    expect(status.refreshes.failed).toBe(0)
+    expect(status.events).toEqual({ reauthRequired: 0, failing: 0, recovered: 0 })
     expect(status.authServer.restoredFromDataDir).toBe(true)
     expect(status.authServer.tokenRequests.authorizationCode).toBe(0)
     expect(status.authorizationsThisRun).toBe(0)
     expect(status.grant.state).toBe("ok")
     expect(again.out).not.toMatch(/authorizing/)
     expect(again.failedCalls(0)).toEqual([])
+    // A call now is served from memory: the scheduler keeps the token fresh.
+    const served = await again.request("GET", "/call")
+    expect(served.ok).toBe(true)
 
     // SIGINT to the demo process itself (as a process manager sends it): `npm start` exits 0.
     process.kill(again.pid, "SIGINT")
@@ -373,6 +403,7 @@ describe("apps/demo (npm start)", () => {
     const took = Date.now() - startedAt
     console.info(
       `demo e2e: steady ${(steadyMillis / 1000).toFixed(1)} s: ${okCalls.length} calls, 0 failed, ${refreshes.length} refreshes; ` +
+        `after the restart ${status.refreshes.byTrigger.scheduled} scheduled refreshes, ${status.calls.total} calls; ` +
         `${refreshSpans.length} renew.refresh spans exported; ${secrets.size} tokens/secrets checked; total ${(took / 1000).toFixed(1)} s`
     )
   }, 10 * PATIENCE)
