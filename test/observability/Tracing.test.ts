@@ -4,7 +4,7 @@
  * and the assertions read what arrived on the wire, decoded from protobuf or JSON.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Refresher, Telemetry, TokenStore } from "@renew/core"
+import { Refresher, RefreshScheduler, Telemetry, TokenStore } from "@renew/core"
 import { Otel } from "@renew/opentelemetry"
 import { ConfigProvider, Effect, Either, Exit, Layer, Metric, Option, Redacted } from "effect"
 import { vi } from "vitest"
@@ -240,6 +240,37 @@ describe("tracing", () => {
       assert.isDefined(starter, "the refresh is a child of one caller's span")
       assert.strictEqual(refresh.traceId, starter!.traceId)
       assert.strictEqual(callers.filter((c) => c.traceId === refresh.traceId).length, 1)
+    }))
+})
+
+describe("scheduled refreshes", () => {
+  it.scopedLive("a scheduler's batch is a span; each grant's refresh is a trace of its own, linked to the batch", () =>
+    Effect.gen(function*() {
+      const receiver = yield* receiverScoped
+      const endpoint = yield* scriptedEndpoint()
+      const report = yield* traced(
+        receiver,
+        endpoint,
+        Effect.gen(function*() {
+          for (const key of ["user:a", "user:b", "user:c"]) yield* seedExpired(endpoint, key)
+          const scheduler = yield* RefreshScheduler.make({ maxPerSecond: 1000 })
+          return yield* scheduler.sweep
+        }).pipe(Effect.provide(Engine.endpointLayer(endpoint)))
+      )
+      assert.strictEqual(report.refreshed, 3)
+      const spans = yield* Effect.promise(() =>
+        receiver.waitForSpans((spans) => named(spans, Telemetry.SpanNames.refresh).length >= 3)
+      )
+      const batch = only(spans, Telemetry.SpanNames.schedulerBatch)
+      assert.strictEqual(batch.attributes["renew.scheduler.batch_size"], 3)
+      const refreshes = named(spans, Telemetry.SpanNames.refresh)
+      assert.strictEqual(refreshes.length, 3)
+      for (const refresh of refreshes) {
+        assert.strictEqual(refresh.attributes["renew.trigger"], "scheduled")
+        assert.isUndefined(refresh.parentSpanId, "a root span, not the batch's child")
+        assert.notStrictEqual(refresh.traceId, batch.traceId)
+        assert.deepStrictEqual(refresh.links, [{ traceId: batch.traceId, spanId: batch.spanId }])
+      }
     }))
 })
 
