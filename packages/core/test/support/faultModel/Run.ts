@@ -69,7 +69,7 @@ interface Call {
   readonly id: number
   readonly instance: Fleet.Instance
   readonly key: string
-  readonly kind: CallKind | "setGrant" | "poll"
+  readonly kind: CallKind | "setGrant" | "poll" | "sweep"
   readonly startedAt: number
   /** The instance's state when the call was made (a call on a shut-down engine must still answer properly). */
   readonly on: Fleet.Instance["status"]
@@ -290,6 +290,12 @@ export const runHistory = (history: History): Effect.Effect<Outcome> => {
             if (instance !== undefined) crash(instance)
             return
           }
+          case "Sweep": {
+            const instance = alive(step.slot)
+            if (instance === undefined) return
+            yield* forkCall(instance, "(every due grant)", "sweep", Effect.as(instance.sweeper.sweep, undefined))
+            return yield* time.settle
+          }
           case "Shutdown": {
             const instance = alive(step.slot)
             if (instance !== undefined) yield* shutdown(instance)
@@ -404,6 +410,8 @@ export const runHistory = (history: History): Effect.Effect<Outcome> => {
       trace: violation?.trace ?? traceOf(server)
     })
     if (Exit.isSuccess(result)) return outcome(undefined, result.value)
+    // RENEW_FAULT_DEBUG=1 prints what the engines logged and traced, to read a counterexample.
+    if (process.env.RENEW_FAULT_DEBUG !== undefined) console.log(telemetry.texts.join("\n"))
     const defect = Cause.dieOption(result.cause)
     if (Option.isSome(defect) && defect.value instanceof Stop) return outcome(defect.value.violation, undefined)
     return yield* Effect.dieMessage(`the fault model itself failed:\n${Cause.pretty(result.cause)}`)
