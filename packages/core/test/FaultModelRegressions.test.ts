@@ -118,7 +118,7 @@ describe("fault model regressions", () => {
       }
     )
     regression(
-      "two unknown outcomes in a row with nothing to learn rotation from: marked rotation_lost (open: needs a declared rotation setting)",
+      "two unknown outcomes in a row with nothing to learn rotation from: the grant stays alive, the next refresh asks again",
       history(
         [refresh, advance(130_000), get()],
         [{ _tag: "ResetAfterProcessing", latencyMs: 10 }, { _tag: "Garbled", latencyMs: 10 }],
@@ -128,8 +128,7 @@ describe("fault model regressions", () => {
           startExpired: false,
           pollMs: 250
         }
-      ),
-      "unknownRotationMarkedLost"
+      )
     )
   })
 

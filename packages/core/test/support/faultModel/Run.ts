@@ -3,8 +3,9 @@
  * step. Returns the first violation, if any; the property test turns it into a failure that fast-check shrinks.
  *
  * I1 the server never receives a refresh token it already consumed, unless it is within the server's grace period,
- *    or it is the single recovery of a rotation whose answer the client provably could not see (a timeout, a reset
- *    after the request was processed, a garbled 2xx, a crash). A token whose first presentation never reached the
+ *    or it is a recovery of a rotation whose answer the client provably could not see (a timeout, a reset after the
+ *    request was processed, a garbled 2xx, a crash): that answer's successor token is held by no one, so reuse
+ *    detection can revoke nothing anyone can use. A token whose first presentation never reached the
  *    server was never consumed, so re-presenting it is fine by construction. Judged by the server, at arrival.
  * I2 no grant is marked `reauthRequired` while the refresh token the store holds is still live on the server (not
  *    consumed, not revoked). A consumed token that a grace period still tolerates does not count: the grant's live

@@ -15,22 +15,7 @@ export interface OpenBug {
   readonly explains: (violation: Violation, history: History) => boolean
 }
 
-export const openBugs: Readonly<Record<string, OpenBug>> = {
-  /**
-   * Two refreshes in a row without an outcome (a reset after the server processed the first, a garbled 2xx for the
-   * recovery), against a server that does not rotate, with no introspection and no earlier answer to learn from: the
-   * engine cannot tell "the server rotated and we lost the new token" (presenting again would be reuse) from "nothing
-   * was rotated" (marking is wrong), and marks `rotation_lost`. Fix: a declared rotation setting (issue 17's provider
-   * profiles say whether refresh tokens rotate) that the recovery consults.
-   */
-  unknownRotationMarkedLost: {
-    invariant: "I2",
-    what: "a grant of a server that does not rotate is marked rotation_lost after two unknown outcomes in a row",
-    explains: (violation, history) =>
-      violation.invariant === "I2" && violation.detail.includes("(rotation_lost)") && !history.server.rotate &&
-      !history.server.introspection
-  }
-}
+export const openBugs: Readonly<Record<string, OpenBug>> = {}
 
 export const strict = process.env.RENEW_FAULT_STRICT === "1"
 
