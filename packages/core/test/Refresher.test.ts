@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Refresher, RefreshError, Telemetry, Token, TokenStore } from "@renew/core"
-import { Clock, Effect, Either, Exit, Fiber, Layer, Metric, Option, Redacted, TestClock } from "effect"
+import * as HttpClient from "@effect/platform/HttpClient"
+import { Clock, Deferred, Effect, Either, Exit, Fiber, Layer, Metric, Option, Redacted, TestClock } from "effect"
 import { engine, scriptedEndpoint, seedExpired } from "./support/harness.js"
 import { eventually, joinAdvancingShortSleeps, joinWithin, suspendedOrDone } from "./support/time.js"
 
@@ -61,22 +62,26 @@ describe("Refresher", () => {
       }).pipe(Effect.provide(engine(endpoint)))
     }))
 
-  it.scopedLive("a failed refresh is shared by every waiter, and the dead grant is not retried", () =>
+  it.scoped("a failed refresh is shared by every waiter, and the dead grant is not retried", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint()
       endpoint.script({
         kind: "respond",
         status: 400,
-        delayMs: 50,
         body: { error: "invalid_grant", error_description: "grant request is invalid" }
       })
+      // The answer is held in the client until every caller waits on the refresh, however slow the machine.
+      const delivered = yield* Deferred.make<void>()
       yield* Effect.gen(function*() {
         const refresher = yield* Refresher.Refresher
         yield* seedExpired(endpoint, KEY)
-        const results = yield* Effect.all(
-          Array.from({ length: 500 }, () => Effect.flip(refresher.getAccessToken(KEY))),
-          { concurrency: "unbounded" }
+        const callers = yield* Effect.forEach(
+          Array.from({ length: 500 }),
+          () => Effect.fork(Effect.flip(refresher.getAccessToken(KEY)))
         )
+        yield* suspendedOrDone(callers, "500 callers wait on the refresh")
+        yield* Deferred.succeed(delivered, undefined)
+        const results = yield* joinWithin(yield* Effect.fork(Fiber.joinAll(callers)), "the 500 callers")
         assert.strictEqual(endpoint.refreshRequests, 1)
         assert.isTrue(results.every((error) => error._tag === "InvalidGrant"))
         assert.strictEqual(new Set(results).size, 1, "all waiters get the very same error")
@@ -90,7 +95,7 @@ describe("Refresher", () => {
         yield* refresher.setGrant(KEY, { accessToken: "at_new", refreshToken: endpoint.mintRefreshToken(), expiresIn: 0 })
         const token = yield* refresher.getAccessToken(KEY)
         assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
-      }).pipe(Effect.provide(engine(endpoint)))
+      }).pipe(Effect.provide(engine(endpoint, { http: HttpClient.tap(() => Deferred.await(delivered)) })))
     }))
 
   it.scoped("interrupting the first caller does not cancel the shared refresh", () =>
@@ -103,7 +108,7 @@ describe("Refresher", () => {
         // The refresh is on the wire (its answer is 200 ms away) when a second caller joins and the first one leaves.
         yield* Effect.promise(() => endpoint.waitForRequests(1))
         const second = yield* Effect.fork(refresher.getAccessToken(KEY))
-        yield* suspendedOrDone(second, "the second caller waits on the refresh")
+        yield* suspendedOrDone([second], "the second caller waits on the refresh")
         yield* Fiber.interrupt(first)
         const token = yield* joinWithin(second, "the second caller")
         assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)

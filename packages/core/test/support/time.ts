@@ -52,11 +52,17 @@ export const joinWithin = <A, E>(
     }))
   )
 
-/** Waits (real time) until `fiber` is suspended (blocked on something) or done. */
-export const suspendedOrDone = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, what: string): Effect.Effect<void> =>
+/** Waits (real time) until every fiber is suspended (blocked on something, e.g. a flight's outcome) or done. */
+export const suspendedOrDone = (
+  fibers: ReadonlyArray<Fiber.RuntimeFiber<unknown, unknown>>,
+  what: string
+): Effect.Effect<void> =>
   eventually(
     what,
-    Effect.map(fiber.status, (status) => FiberStatus.isSuspended(status) || FiberStatus.isDone(status))
+    Effect.map(
+      Effect.forEach(fibers, (fiber) => fiber.status),
+      (statuses) => statuses.every((status) => FiberStatus.isSuspended(status) || FiberStatus.isDone(status))
+    )
   )
 
 /**
