@@ -69,8 +69,8 @@ export const suspendedOrDone = (
  * Joins `fiber`, moving the TestClock to the end of every sleep of at most `withinMillis` that appears meanwhile (a
  * retry's backoff), and only to there: the clock moves exactly as far as the fiber's own short waits need, however
  * slow the machine is. Real I/O happens meanwhile. Longer sleeps (timeouts, pauses, the engine's bookkeeping timer)
- * are never reached. The TestClock keeps the end of an interrupted sleep in its list until it is passed, so no
- * interrupted short sleep may be pending when this is used.
+ * are never reached. The TestClock keeps the end of an interrupted sleep (a timeout that lost its race) in its list
+ * until it is passed, and the clock moves to those too: use this only where such a move changes nothing asserted.
  */
 export const joinAdvancingShortSleeps = <A, E>(
   fiber: Fiber.Fiber<A, E>,
