@@ -3,10 +3,12 @@
  * real against a scripted loopback token endpoint, `@renew/opentelemetry` exports to a loopback OTLP/HTTP receiver,
  * and the assertions read what arrived on the wire, decoded from protobuf or JSON.
  */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Refresher, Telemetry, TokenStore } from "@renew/core"
+import { Refresher, RefreshScheduler, Telemetry, TokenEndpoint, TokenStore } from "@renew/core"
 import { Otel } from "@renew/opentelemetry"
-import { ConfigProvider, Effect, Either, Exit, Layer, Metric, Option, Redacted } from "effect"
+import { ConfigProvider, Deferred, Effect, Either, Exit, Fiber, FiberStatus, Layer, Metric, Option, Redacted } from "effect"
 import { vi } from "vitest"
 import { main as jaegerExample } from "../../packages/opentelemetry/examples/jaeger.js"
 import { Engine } from "@renew/store-testkit"
@@ -41,16 +43,30 @@ const traced = <A, E>(
     readonly protocol?: Otel.Protocol
     readonly metrics?: boolean
     readonly engine?: Parameters<typeof engine>[1]
+    /** Instead of the engine built from `options.engine`. */
+    readonly layer?: Layer.Layer<Refresher.Refresher | TokenStore.TokenStore>
   } = {}
 ) =>
   program.pipe(
-    Effect.provide(engine(endpoint, { refresher: { retry: FAST_RETRY }, ...options.engine })),
+    Effect.provide(options.layer ?? engine(endpoint, { refresher: { retry: FAST_RETRY }, ...options.engine })),
     Effect.provide(Otel.layer({
       serviceName: SERVICE,
       endpoint: receiver.url,
       ...(options.protocol !== undefined ? { protocol: options.protocol } : {}),
       ...(options.metrics !== undefined ? { metrics: options.metrics } : {})
     }))
+  )
+
+/** The engine of `traced`, with the token endpoint's answers held in the HTTP client until `delivered` completes. */
+const engineHoldingAnswers = (endpoint: ScriptedTokenEndpoint, delivered: Deferred.Deferred<void>) =>
+  Refresher.layer({ retry: FAST_RETRY }).pipe(
+    Layer.provide(TokenEndpoint.layer({ url: endpoint.url, clientId: CLIENT_ID, clientSecret: Redacted.make(CLIENT_SECRET) })),
+    Layer.provide(
+      Layer.effect(HttpClient.HttpClient, Effect.map(HttpClient.HttpClient, HttpClient.tap(() => Deferred.await(delivered))))
+        .pipe(Layer.provide(NodeHttpClient.layerUndici))
+    ),
+    Layer.provideMerge(TokenStore.layerMemory),
+    Layer.orDie
   )
 
 const named = (spans: ReadonlyArray<ReceivedSpan>, name: string) => spans.filter((span) => span.name === name)
@@ -209,7 +225,9 @@ describe("tracing", () => {
   it.scopedLive("100 concurrent callers on an expired grant: one refresh span with 100 waiters", () =>
     Effect.gen(function*() {
       const receiver = yield* receiverScoped
-      const endpoint = yield* scriptedEndpoint({ latencyMs: 50 })
+      const endpoint = yield* scriptedEndpoint()
+      // The answer is held in the client until all 100 callers wait on the refresh, however slow the machine.
+      const delivered = yield* Deferred.make<void>()
       const tokens = yield* traced(
         receiver,
         endpoint,
@@ -217,11 +235,23 @@ describe("tracing", () => {
           const refresher = yield* Refresher.Refresher
           yield* seedExpired(endpoint, KEY)
           // Each caller in a span of its own, as request handlers would be.
-          return yield* Effect.all(
-            Array.from({ length: 100 }, () => refresher.getAccessToken(KEY).pipe(Effect.withSpan("caller"))),
-            { concurrency: "unbounded" }
+          const callers = yield* Effect.forEach(
+            Array.from({ length: 100 }),
+            () => Effect.fork(refresher.getAccessToken(KEY).pipe(Effect.withSpan("caller")))
           )
-        })
+          const waiting = Effect.map(
+            Effect.forEach(callers, (caller) => caller.status),
+            (statuses) => statuses.every(FiberStatus.isSuspended)
+          )
+          const deadline = Date.now() + 30_000
+          while (!(yield* waiting)) {
+            assert.isBelow(Date.now(), deadline, "100 callers wait on the refresh within 30 s")
+            yield* Effect.sleep("5 millis")
+          }
+          yield* Deferred.succeed(delivered, undefined)
+          return yield* Fiber.joinAll(callers)
+        }),
+        { layer: engineHoldingAnswers(endpoint, delivered) }
       )
       assert.strictEqual(endpoint.refreshRequests, 1)
       assert.deepStrictEqual([...new Set(tokens.map(Redacted.value))], [endpoint.lastIssued()!.accessToken])
@@ -240,6 +270,37 @@ describe("tracing", () => {
       assert.isDefined(starter, "the refresh is a child of one caller's span")
       assert.strictEqual(refresh.traceId, starter!.traceId)
       assert.strictEqual(callers.filter((c) => c.traceId === refresh.traceId).length, 1)
+    }))
+})
+
+describe("scheduled refreshes", () => {
+  it.scopedLive("a scheduler's batch is a span; each grant's refresh is a trace of its own, linked to the batch", () =>
+    Effect.gen(function*() {
+      const receiver = yield* receiverScoped
+      const endpoint = yield* scriptedEndpoint()
+      const report = yield* traced(
+        receiver,
+        endpoint,
+        Effect.gen(function*() {
+          for (const key of ["user:a", "user:b", "user:c"]) yield* seedExpired(endpoint, key)
+          const scheduler = yield* RefreshScheduler.make({ maxPerSecond: 1000 })
+          return yield* scheduler.sweep
+        }).pipe(Effect.provide(Engine.endpointLayer(endpoint)))
+      )
+      assert.strictEqual(report.refreshed, 3)
+      const spans = yield* Effect.promise(() =>
+        receiver.waitForSpans((spans) => named(spans, Telemetry.SpanNames.refresh).length >= 3)
+      )
+      const batch = only(spans, Telemetry.SpanNames.schedulerBatch)
+      assert.strictEqual(batch.attributes["renew.scheduler.batch_size"], 3)
+      const refreshes = named(spans, Telemetry.SpanNames.refresh)
+      assert.strictEqual(refreshes.length, 3)
+      for (const refresh of refreshes) {
+        assert.strictEqual(refresh.attributes["renew.trigger"], "scheduled")
+        assert.isUndefined(refresh.parentSpanId, "a root span, not the batch's child")
+        assert.notStrictEqual(refresh.traceId, batch.traceId)
+        assert.deepStrictEqual(refresh.links, [{ traceId: batch.traceId, spanId: batch.spanId }])
+      }
     }))
 })
 

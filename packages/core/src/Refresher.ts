@@ -206,6 +206,7 @@ export const make = (
       isClosed: flights.isClosed,
       unknownOutcomes: new Map(),
       rotates: new Map(),
+      serverRotation: { last: undefined },
       due: settings.due,
       publish: (event) =>
         Effect.zipRight(

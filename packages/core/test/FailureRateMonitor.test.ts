@@ -1,7 +1,9 @@
 import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { FailureRateMonitor, Refresher, TokenEndpoint, TokenStore } from "@renew/core"
-import { Effect, Layer, Logger, Redacted, TestClock } from "effect"
+import { FailureRateMonitor, Refresher, RefreshError, TokenEndpoint, TokenStore } from "@renew/core"
+import { Effect, Either, Exit, Layer, Logger, Redacted, TestClock } from "effect"
+import { fakeEndpoint, KEY, seedExpired, tokenResponse } from "./support/fakeEndpoint.js"
+import { joinWithin } from "./support/time.js"
 
 const CLIENT = "client-a"
 
@@ -115,5 +117,53 @@ describe("FailureRateMonitor", () => {
         assert.strictEqual(events[0]!.alert.clientId, CLIENT)
       }).pipe(Effect.provide(layer))
       assert.isFalse(Redacted.isRedacted(events[0]!.alert))
+    }))
+})
+
+describe("FailureRateMonitor hooks never reach the callers", () => {
+  // The hooks run in the flight's (uninterruptible) completion, before its callers are answered.
+  it.effect("a failing onClear hook does not change the refresh's outcome", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const layer = Refresher.layer({ retry: { maxAttempts: 1 }, staleRetryInterval: 0 }).pipe(
+        Layer.provide(fakeEndpoint(() =>
+          ++calls === 1
+            ? Effect.fail(new RefreshError.ServerError({ status: 503 }))
+            : Effect.succeed(tokenResponse(`at_${calls}`, `rt_${calls + 1}`))
+        )),
+        Layer.provideMerge(TokenStore.layerMemory),
+        Layer.provide(FailureRateMonitor.layer({
+          minVolume: 1,
+          threshold: 0.6,
+          onClear: () => Effect.die(new Error("webhook down"))
+        })),
+        Layer.orDie
+      )
+      const exit = yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired()
+        yield* Effect.flip(refresher.getAccessToken(KEY)) // ServerError: alert raised
+        return yield* Effect.exit(refresher.getAccessToken(KEY)) // succeeds at the server: alert cleared
+      }).pipe(Effect.provide(layer))
+      assert.isTrue(Exit.isSuccess(exit), `expected the refreshed token, got ${Exit.isFailure(exit) ? exit.cause : ""}`)
+    }))
+
+  it.scoped("a hanging onAlert hook does not hang the callers", () =>
+    Effect.gen(function*() {
+      const layer = Refresher.layer({ retry: { maxAttempts: 1 } }).pipe(
+        Layer.provide(fakeEndpoint(() => Effect.fail(new RefreshError.ServerError({ status: 503 })))),
+        Layer.provideMerge(TokenStore.layerMemory),
+        Layer.provide(FailureRateMonitor.layer({ minVolume: 1, onAlert: () => Effect.never })),
+        Layer.orDie
+      )
+      const run = yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedExpired()
+        const caller = yield* Effect.forkDaemon(Effect.either(refresher.getAccessToken(KEY)))
+        return yield* joinWithin(caller, "the caller, with an onAlert hook that never ends")
+        // Daemons: should one hang where nothing can interrupt it, the test still ends, with joinWithin's message.
+      }).pipe(Effect.provide(layer), Effect.forkDaemon)
+      const result = yield* joinWithin(run, "the layer's shutdown, with an onAlert hook that never ends")
+      assert.strictEqual(Either.isLeft(result) ? result.left._tag : "", "ServerError")
     }))
 })

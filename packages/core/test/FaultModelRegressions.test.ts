@@ -77,6 +77,59 @@ describe("fault model regressions", () => {
       history([get(0), get(1), { _tag: "Shutdown", slot: 0 }], [], { instances: 2 }),
       "shutdownAbandonsSentRequest"
     )
+    regression(
+      "on SQLite, shutting down during a forced refresh keeps the lease renewed and stores the answer before closing",
+      history(
+        [get(0), refresh, { _tag: "Call", slot: 1, key: 0, kind: "invalidate" }, { _tag: "Shutdown", slot: 0 }, refresh],
+        [],
+        {
+          store: "sqlite",
+          instances: 2,
+          server: { accessTtlSec: 120 },
+          engine: { timeoutMs: 1000, leaseTtlMs: 3000 },
+          startExpired: false,
+          pollMs: 250
+        }
+      )
+    )
+  })
+
+  describe("a server seen not to rotate", () => {
+    regression(
+      "a grant whose recovery ended without an outcome is not marked rotation_lost: the server never rotated its token",
+      {
+        ...history(
+          [
+            { _tag: "Call", slot: 0, key: 1, kind: "get" },
+            { _tag: "Call", slot: 1, key: 0, kind: "invalidate" },
+            { _tag: "Call", slot: 0, key: 0, kind: "get" },
+            { _tag: "Crash", slot: 1 },
+            advance(10)
+          ],
+          [{ _tag: "Ok", latencyMs: 0 }, { _tag: "Slow", latencyMs: 5250 }, { _tag: "ResetAfterProcessing", latencyMs: 10 }],
+          {
+            instances: 3,
+            server: { rotate: false, accessTtlSec: 120 },
+            engine: { timeoutMs: 1000, leaseTtlMs: 3000 },
+            pollMs: 250
+          }
+        ),
+        keys: 2
+      }
+    )
+    regression(
+      "two unknown outcomes in a row with nothing to learn rotation from: the grant stays alive, the next refresh asks again",
+      history(
+        [refresh, advance(130_000), get()],
+        [{ _tag: "ResetAfterProcessing", latencyMs: 10 }, { _tag: "Garbled", latencyMs: 10 }],
+        {
+          server: { rotate: false, accessTtlSec: 120 },
+          engine: { timeoutMs: 1000, leaseTtlMs: 3000 },
+          startExpired: false,
+          pollMs: 250
+        }
+      )
+    )
   })
 
   describe("an attempt whose outcome is unknown is not presented again within the flight", () => {

@@ -5,17 +5,19 @@
  */
 import { afterEach, assert, describe, it } from "@effect/vitest"
 import { Refresher, RefreshError, TokenManager, TokenStore } from "@renew/core"
-import { Effect, Either, Fiber, Option, Redacted, TestClock } from "effect"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Deferred, Effect, Either, Layer, Option, Redacted, TestClock } from "effect"
 import { startScriptedTokenEndpoint, type Step } from "@renew/scripted-endpoint-fixture"
 import { seenErrors } from "./support/canary.js"
 import { CLIENT_ID, CLIENT_SECRET, engine, scriptedEndpoint, seedExpired } from "./support/harness.js"
+import { joinWithin } from "./support/time.js"
 
 const KEY = "user-1"
 
-const invalidGrant = (delayMs = 0): Step => ({
+const invalidGrant = (): Step => ({
   kind: "respond",
   status: 400,
-  delayMs,
   body: { error: "invalid_grant", error_description: "grant request is invalid" }
 })
 
@@ -71,40 +73,52 @@ describe("invalid_grant", () => {
     }))
 
   // Failure 6 (ER-2): the waiter got the terminal error although a fresh grant had been stored meanwhile.
-  it.scopedLive("a grant stored while an invalid_grant is on its way is what the caller gets; nothing is marked", () =>
+  it.scoped("a grant stored while an invalid_grant is on its way is what the caller gets; nothing is marked", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint()
+      // The server's answer is held in the client until the grant is stored, however slow the machine.
+      const delivered = yield* Deferred.make<void>()
+      const held = HttpClient.tap(() => Deferred.await(delivered))
       yield* Effect.gen(function*() {
         const refresher = yield* Refresher.Refresher
         yield* seedExpired(endpoint, KEY)
-        endpoint.script(invalidGrant(300))
+        endpoint.script(invalidGrant())
         const caller = yield* Effect.fork(Effect.either(refresher.getAccessToken(KEY)))
         yield* Effect.promise(() => endpoint.waitForRequests(1))
         // The user re-authorizes while the doomed refresh is in flight.
         yield* refresher.setGrant(KEY, { accessToken: "at_fresh", refreshToken: endpoint.mintRefreshToken(), expiresIn: 3600 })
-        const result = yield* Fiber.join(caller)
+        yield* Deferred.succeed(delivered, undefined)
+        const result = yield* joinWithin(caller, "the caller")
         assert.isTrue(Either.isRight(result), `got ${Either.isLeft(result) ? result.left._tag : ""}`)
         assert.strictEqual(Either.isRight(result) ? Redacted.value(result.right) : "", "at_fresh")
         const grant = yield* stored(KEY)
         assert.isUndefined(grant.reauthRequired)
         assert.strictEqual(Redacted.value(grant.accessToken!), "at_fresh")
         assert.strictEqual(endpoint.refreshRequests, 1)
-      }).pipe(Effect.provide(engine(endpoint)))
+      }).pipe(Effect.provide(engine(endpoint, { http: held })))
     }))
 
   it("facade: a grant stored while an invalid_grant is on its way is what the caller gets", async () => {
     const endpoint = await startScriptedTokenEndpoint({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET })
+    // The server's answer is held in the client until the grant is stored, however slow the machine.
+    let deliver = () => {}
+    const delivered = new Promise<void>((resolve) => (deliver = resolve))
     const tokens = TokenManager.createTokenManager({
       tokenEndpoint: endpoint.url,
       clientId: CLIENT_ID,
-      clientSecret: CLIENT_SECRET
+      clientSecret: CLIENT_SECRET,
+      httpClient: Layer.effect(
+        HttpClient.HttpClient,
+        Effect.map(HttpClient.HttpClient, HttpClient.tap(() => Effect.promise(() => delivered)))
+      ).pipe(Layer.provide(NodeHttpClient.layerUndici))
     })
     cleanups.push(() => tokens.dispose(), () => endpoint.close())
     await tokens.setGrant(KEY, { accessToken: "at_expired", refreshToken: endpoint.mintRefreshToken(), expiresIn: 0 })
-    endpoint.script(invalidGrant(300))
+    endpoint.script(invalidGrant())
     const pending = tokens.getAccessToken(KEY).then((token) => ({ token }), (error: unknown) => ({ error }))
     await endpoint.waitForRequests(1)
     await tokens.setGrant(KEY, { accessToken: "at_fresh", refreshToken: endpoint.mintRefreshToken(), expiresIn: 3600 })
+    deliver()
     const result = await pending
     const seen = seenErrors()
     if ("error" in result) seen.add(result.error)

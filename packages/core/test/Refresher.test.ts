@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Refresher, RefreshError, Telemetry, Token, TokenStore } from "@renew/core"
-import { Clock, Effect, Either, Exit, Fiber, Layer, Metric, Option, Redacted } from "effect"
+import * as HttpClient from "@effect/platform/HttpClient"
+import { Clock, Deferred, Effect, Either, Exit, Fiber, Layer, Metric, Option, Redacted, TestClock } from "effect"
 import { engine, scriptedEndpoint, seedExpired } from "./support/harness.js"
+import { eventually, joinAdvancingShortSleeps, joinWithin, suspendedOrDone } from "./support/time.js"
 
 const KEY = "user-42"
 
@@ -58,24 +60,28 @@ describe("Refresher", () => {
         // Seeded (1), refresh in flight (2), refreshed (3).
         assert.strictEqual(stored.version, 3)
       }).pipe(Effect.provide(engine(endpoint)))
-    }), 30_000)
+    }))
 
-  it.scopedLive("a failed refresh is shared by every waiter, and the dead grant is not retried", () =>
+  it.scoped("a failed refresh is shared by every waiter, and the dead grant is not retried", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint()
       endpoint.script({
         kind: "respond",
         status: 400,
-        delayMs: 50,
         body: { error: "invalid_grant", error_description: "grant request is invalid" }
       })
+      // The answer is held in the client until every caller waits on the refresh, however slow the machine.
+      const delivered = yield* Deferred.make<void>()
       yield* Effect.gen(function*() {
         const refresher = yield* Refresher.Refresher
         yield* seedExpired(endpoint, KEY)
-        const results = yield* Effect.all(
-          Array.from({ length: 500 }, () => Effect.flip(refresher.getAccessToken(KEY))),
-          { concurrency: "unbounded" }
+        const callers = yield* Effect.forEach(
+          Array.from({ length: 500 }),
+          () => Effect.fork(Effect.flip(refresher.getAccessToken(KEY)))
         )
+        yield* suspendedOrDone(callers, "500 callers wait on the refresh")
+        yield* Deferred.succeed(delivered, undefined)
+        const results = yield* joinWithin(yield* Effect.fork(Fiber.joinAll(callers)), "the 500 callers")
         assert.strictEqual(endpoint.refreshRequests, 1)
         assert.isTrue(results.every((error) => error._tag === "InvalidGrant"))
         assert.strictEqual(new Set(results).size, 1, "all waiters get the very same error")
@@ -89,21 +95,22 @@ describe("Refresher", () => {
         yield* refresher.setGrant(KEY, { accessToken: "at_new", refreshToken: endpoint.mintRefreshToken(), expiresIn: 0 })
         const token = yield* refresher.getAccessToken(KEY)
         assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
-      }).pipe(Effect.provide(engine(endpoint)))
+      }).pipe(Effect.provide(engine(endpoint, { http: HttpClient.tap(() => Deferred.await(delivered)) })))
     }))
 
-  it.scopedLive("interrupting the first caller does not cancel the shared refresh", () =>
+  it.scoped("interrupting the first caller does not cancel the shared refresh", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint({ latencyMs: 200 })
       yield* Effect.gen(function*() {
         const refresher = yield* Refresher.Refresher
         yield* seedExpired(endpoint, KEY)
         const first = yield* Effect.fork(refresher.getAccessToken(KEY))
-        yield* Effect.sleep("20 millis")
+        // The refresh is on the wire (its answer is 200 ms away) when a second caller joins and the first one leaves.
+        yield* Effect.promise(() => endpoint.waitForRequests(1))
         const second = yield* Effect.fork(refresher.getAccessToken(KEY))
-        yield* Effect.sleep("20 millis")
+        yield* suspendedOrDone([second], "the second caller waits on the refresh")
         yield* Fiber.interrupt(first)
-        const token = yield* Fiber.join(second)
+        const token = yield* joinWithin(second, "the second caller")
         assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
         assert.strictEqual(endpoint.refreshRequests, 1)
         const stored = Option.getOrThrow(yield* (yield* TokenStore.TokenStore).get(KEY))
@@ -111,23 +118,30 @@ describe("Refresher", () => {
       }).pipe(Effect.provide(engine(endpoint)))
     }))
 
-  it.scopedLive("an interrupted lone caller still gets the rotated token persisted", () =>
+  it.scoped("an interrupted lone caller still gets the rotated token persisted", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint({ latencyMs: 100 })
       yield* Effect.gen(function*() {
         const refresher = yield* Refresher.Refresher
+        const store = yield* TokenStore.TokenStore
         yield* seedExpired(endpoint, KEY)
         const caller = yield* Effect.fork(refresher.getAccessToken(KEY))
-        yield* Effect.sleep("30 millis")
+        // The caller leaves while its refresh is on the wire (the answer is 100 ms away).
+        yield* Effect.promise(() => endpoint.waitForRequests(1))
         yield* Fiber.interrupt(caller)
-        yield* Effect.sleep("200 millis")
-        const stored = Option.getOrThrow(yield* (yield* TokenStore.TokenStore).get(KEY))
+        yield* eventually(
+          "the rotated grant is stored",
+          Effect.map(Effect.orDie(store.get(KEY)), (stored) =>
+            endpoint.lastIssued() !== undefined && Option.isSome(stored) &&
+            Redacted.value(stored.value.refreshToken!) === endpoint.lastIssued()!.refreshToken)
+        )
+        const stored = Option.getOrThrow(yield* store.get(KEY))
         assert.strictEqual(Redacted.value(stored.refreshToken!), endpoint.lastIssued()!.refreshToken)
         assert.isTrue(endpoint.isActive(Redacted.value(stored.refreshToken!)))
       }).pipe(Effect.provide(engine(endpoint)))
     }))
 
-  it.scopedLive("forced refreshes within the cooldown reuse the last refresh", () =>
+  it.scoped("forced refreshes within the cooldown reuse the last refresh", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint()
       yield* Effect.gen(function*() {
@@ -142,7 +156,7 @@ describe("Refresher", () => {
         yield* Effect.all(Array.from({ length: 50 }, () => refresher.refresh(KEY)), { concurrency: "unbounded" })
         assert.strictEqual(endpoint.refreshRequests, 1)
         assert.strictEqual(a.version, b.version)
-        yield* Effect.sleep("350 millis")
+        yield* TestClock.adjust("350 millis")
         const c = yield* refresher.refresh(KEY)
         assert.strictEqual(endpoint.refreshRequests, 2)
         // The intent, then the refreshed grant.
@@ -182,8 +196,10 @@ describe("Refresher", () => {
       }).pipe(Effect.provide(engine(endpoint, { refresher: { defaultLifetime: "15 minutes" } })))
     }))
 
-  it.scopedLive("a transient failure while the token is still valid serves it and retries later", () =>
+  it.scoped("a transient failure while the token is still valid serves it and retries later", () =>
     Effect.gen(function*() {
+      // The TestClock starts at the epoch, and no stored time is before it: start late enough to have a past.
+      yield* TestClock.setTime(Date.UTC(2026, 0, 1))
       const endpoint = yield* scriptedEndpoint()
       endpoint.script(
         { kind: "respond", status: 503, body: "<html>down</html>" },
@@ -202,13 +218,16 @@ describe("Refresher", () => {
             { now: now - 100_000, defaultLifetime: "1 hour", version: 0 }
           ))
         )
-        const token = yield* refresher.getAccessToken(KEY)
+        // Both attempts fail; the clock moves only by the backoff between them (at most 10 ms).
+        const caller = yield* Effect.fork(refresher.getAccessToken(KEY))
+        const token = yield* joinAdvancingShortSleeps(caller, 10, "the refresh with one retry")
+        yield* Effect.promise(() => endpoint.waitForRequests(2))
         assert.strictEqual(Redacted.value(token), "at_old")
         assert.strictEqual(endpoint.refreshRequests, 2)
         // Within the stale retry interval: served from memory.
         yield* refresher.getAccessToken(KEY)
         assert.strictEqual(endpoint.refreshRequests, 2)
-        yield* Effect.sleep("250 millis")
+        yield* TestClock.adjust("250 millis")
         const next = yield* refresher.getAccessToken(KEY)
         assert.strictEqual(Redacted.value(next), endpoint.lastIssued()!.accessToken)
         assert.strictEqual(endpoint.refreshRequests, 3)
@@ -222,7 +241,7 @@ describe("Refresher", () => {
       })))
     }))
 
-  it.scopedLive("an expired token is not served stale: the caller gets the typed error after the retries", () =>
+  it.scoped("an expired token is not served stale: the caller gets the typed error after the retries", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint()
       endpoint.script(
@@ -233,14 +252,16 @@ describe("Refresher", () => {
       yield* Effect.gen(function*() {
         const refresher = yield* Refresher.Refresher
         yield* seedExpired(endpoint, KEY)
-        const error = yield* Effect.flip(refresher.getAccessToken(KEY))
+        // Three attempts; the clock moves only by the backoffs between them (at most 5 + 10 ms).
+        const caller = yield* Effect.fork(Effect.flip(refresher.getAccessToken(KEY)))
+        const error = yield* joinAdvancingShortSleeps(caller, 10, "the refresh with two retries")
         assert.strictEqual(error._tag, "ServerError")
         assert.strictEqual(endpoint.refreshRequests, 3)
         // Within the retry interval a call gets the same error without a request (ER-3)...
         assert.strictEqual(yield* Effect.flip(refresher.getAccessToken(KEY)), error)
         assert.strictEqual(endpoint.refreshRequests, 3)
         // ...and the grant is intact: after it, the next call refreshes successfully.
-        yield* Effect.sleep("150 millis")
+        yield* TestClock.adjust("150 millis")
         const token = yield* refresher.getAccessToken(KEY)
         assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
       }).pipe(Effect.provide(engine(endpoint, {
@@ -264,7 +285,7 @@ describe("Refresher", () => {
       assert.strictEqual(Redacted.value(tokens[0]), Redacted.value(tokens[1]))
     }))
 
-  it.scopedLive("the global limit bounds refreshes in flight across keys", () =>
+  it.scoped("the global limit bounds refreshes in flight across keys", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint({ latencyMs: 100 })
       yield* Effect.gen(function*() {
@@ -273,14 +294,16 @@ describe("Refresher", () => {
         const refresher = yield* Refresher.Refresher
         yield* Effect.all(keys.map((key) => refresher.getAccessToken(key)), { concurrency: "unbounded" })
         assert.strictEqual(endpoint.refreshRequests, 6)
-        // With 2 permits and 100 ms per request, the 6 requests arrive in 3 waves.
+        // With 2 permits, a request can only reach the server once an earlier one was answered: at the server, the
+        // (n+1)th arrival follows at least n-1 answers (causal order of server events, not elapsed time).
         const arrivals = endpoint.requests.map((r) => r.receivedAt).sort((x, y) => x - y)
-        assert.isAtLeast(arrivals[2]! - arrivals[0]!, 80)
-        assert.isAtLeast(arrivals[4]! - arrivals[0]!, 160)
+        const answers = endpoint.issuedTokens.map((t) => t.issuedAt)
+        const inFlight = arrivals.map((at, n) => n + 1 - answers.filter((answeredAt) => answeredAt <= at).length)
+        assert.isAtMost(Math.max(...inFlight), 2, `requests in flight at each arrival: ${JSON.stringify(inFlight)}`)
       }).pipe(Effect.provide(engine(endpoint, { refresher: { maxConcurrentRefreshes: 2 } })))
     }))
 
-  it.scopedLive("keys never wait on each other's lock", () =>
+  it.scoped("keys never wait on each other's lock", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint()
       endpoint.script({ kind: "hang" })
@@ -289,11 +312,18 @@ describe("Refresher", () => {
         yield* seedExpired(endpoint, "slow")
         yield* seedExpired(endpoint, "fast")
         const slow = yield* Effect.fork(refresher.getAccessToken("slow"))
-        yield* Effect.sleep("30 millis")
-        const token = yield* refresher.getAccessToken("fast").pipe(Effect.timeout("2 seconds"))
+        // The slow key holds its lock for as long as its request hangs: on the TestClock, until the clock moves.
+        yield* Effect.promise(() => endpoint.waitForRequests(1))
+        const fast = yield* Effect.fork(refresher.getAccessToken("fast"))
+        const token = yield* joinWithin(fast, "the fast key, while the slow key's request hangs")
         assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
+        assert.isTrue(Option.isNone(yield* Fiber.poll(slow)), "the slow key's request is still hanging")
         yield* Fiber.interrupt(slow)
-      }).pipe(Effect.provide(engine(endpoint, { endpoint: { timeout: "5 seconds" } })))
+      }).pipe(
+        // The slow key's sent attempt times out, so the engine's scope can close (also when an assertion failed).
+        Effect.ensuring(TestClock.adjust("60 seconds")),
+        Effect.provide(engine(endpoint, { endpoint: { timeout: "60 seconds" } }))
+      )
     }))
 
   it.scopedLive("a failed write is reported and nobody sees the new token", () =>
@@ -347,7 +377,7 @@ describe("Refresher", () => {
       }).pipe(Effect.provide(engine(endpoint)))
     }))
 
-  it.scopedLive("InvalidClient pauses the client: other grants fail fast without a request", () =>
+  it.scoped("InvalidClient pauses the client: other grants fail fast without a request", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint()
       endpoint.script({ kind: "respond", status: 401, body: { error: "invalid_client" } })
@@ -359,9 +389,10 @@ describe("Refresher", () => {
         assert.strictEqual((yield* Effect.flip(refresher.getAccessToken("b")))._tag, "InvalidClient")
         assert.strictEqual(endpoint.refreshRequests, 1)
         // Failing fast during the pause does not extend it: it ends 200 ms after the real failure.
-        yield* Effect.sleep("120 millis")
+        yield* TestClock.adjust("120 millis")
         assert.strictEqual((yield* Effect.flip(refresher.getAccessToken("b")))._tag, "InvalidClient")
-        yield* Effect.sleep("120 millis")
+        assert.strictEqual(endpoint.refreshRequests, 1)
+        yield* TestClock.adjust("120 millis")
         // The grants are untouched.
         const token = yield* refresher.getAccessToken("b")
         assert.strictEqual(Redacted.value(token), endpoint.lastIssued()!.accessToken)
@@ -423,15 +454,22 @@ describe("Refresher", () => {
       }).pipe(Effect.provide(engine(endpoint)))
     }))
 
-  it.scopedLive("the layer's scope closing waits for a sent attempt, bounded by its timeout", () =>
+  it.scoped("the layer's scope closing waits for a sent attempt, bounded by its timeout", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint()
       endpoint.script({ kind: "hang" })
-      const exit = yield* Effect.gen(function*() {
+      const run = yield* Effect.gen(function*() {
         const refresher = yield* Refresher.Refresher
         yield* seedExpired(endpoint, KEY)
         return yield* refresher.getAccessToken(KEY).pipe(Effect.timeout("100 millis"), Effect.exit)
-      }).pipe(Effect.provide(engine(endpoint, { endpoint: { timeout: "300 millis" } })), Effect.timeout("10 seconds"))
+        // A daemon: should closing hang for good, the test still ends, with joinWithin's message.
+      }).pipe(Effect.provide(engine(endpoint, { endpoint: { timeout: "300 millis" } })), Effect.forkDaemon)
+      yield* Effect.promise(() => endpoint.waitForRequests(1))
+      // The caller gives up at 100 ms; the scope then closes, and waits for the hanging attempt until its timeout.
+      yield* TestClock.adjust("299 millis")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(run)), "the scope closed before its sent attempt ended")
+      yield* TestClock.adjust("1 millis")
+      const exit = yield* joinWithin(run, "closing the layer's scope")
       assert.isTrue(Exit.isFailure(exit))
       assert.strictEqual(endpoint.refreshRequests, 1)
     }))
@@ -512,7 +550,7 @@ describe("Refresher on a durable store: the refresh-in-flight intent (DU-4)", ()
       }).pipe(Effect.provide(engine(endpoint, { store: durableMemory })))
     }))
 
-  it.scopedLive("a definite failure clears the intent; an ambiguous one (timeout) leaves it for the next holder", () =>
+  it.scoped("a definite failure clears the intent; an ambiguous one (timeout) leaves it for the next holder", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint()
       endpoint.script({ kind: "respond", status: 400, body: { error: "invalid_scope" } }, { kind: "hang" })
@@ -521,7 +559,11 @@ describe("Refresher on a durable store: the refresh-in-flight intent (DU-4)", ()
         yield* seedExpired(endpoint, KEY)
         assert.strictEqual((yield* Effect.flip(refresher.getAccessToken(KEY)))._tag, "InvalidScope")
         assert.isUndefined((yield* stored).refreshStartedAt)
-        assert.strictEqual((yield* Effect.flip(refresher.getAccessToken(KEY)))._tag, "Timeout")
+        const second = yield* Effect.fork(Effect.flip(refresher.getAccessToken(KEY)))
+        // The clock reaches the attempt's timeout only once the request hangs at the server.
+        yield* Effect.promise(() => endpoint.waitForRequests(2))
+        yield* TestClock.adjust("200 millis")
+        assert.strictEqual((yield* joinWithin(second, "the timed-out refresh"))._tag, "Timeout")
         assert.isDefined((yield* stored).refreshStartedAt)
       }).pipe(Effect.provide(engine(endpoint, {
         store: durableMemory,

@@ -3,10 +3,11 @@
  * 1 and 7). Effect API on the TestClock against a real loopback server; the Promise facade in real time.
  */
 import { afterEach, assert, describe, it } from "@effect/vitest"
-import { Refresher, RefreshError, TokenManager } from "@renew/core"
-import { Effect, Either, Exit, Redacted, Schedule, TestClock } from "effect"
+import { Refresher, RefreshError, TokenManager, TokenStore } from "@renew/core"
+import { Effect, Either, Exit, Layer, Redacted, Schedule, TestClock } from "effect"
 import { startScriptedTokenEndpoint, type Step } from "@renew/scripted-endpoint-fixture"
 import { seenErrors } from "./support/canary.js"
+import { fakeEndpoint, seedExpired as seedFakeExpired } from "./support/fakeEndpoint.js"
 import { CLIENT_ID, CLIENT_SECRET, engine, scriptedEndpoint, seedExpired } from "./support/harness.js"
 import { exitWithinTestClock } from "./support/time.js"
 
@@ -120,6 +121,24 @@ describe("Retry-After", () => {
       seen.assertNoSecrets(endpoint)
     }))
 
+  it.effect("a 429's Retry-After is honoured across flights", () =>
+    Effect.gen(function*() {
+      let requests = 0
+      const layer = Refresher.layer().pipe(
+        Layer.provide(fakeEndpoint(() =>
+          Effect.suspend(() => (requests++, Effect.fail(new RefreshError.RateLimited({ status: 429, retryAfterMillis: 120_000 }))))
+        )),
+        Layer.provideMerge(TokenStore.layerMemory),
+        Layer.orDie
+      )
+      yield* Effect.gen(function*() {
+        const refresher = yield* Refresher.Refresher
+        yield* seedFakeExpired()
+        for (let i = 0; i < 5; i++) yield* Effect.either(refresher.getAccessToken(KEY))
+      }).pipe(Effect.provide(layer))
+      assert.strictEqual(requests, 1, "the server asked for 120 s of quiet")
+    }))
+
   // Failure 1 through the Promise facade, in real time.
   it("facade: calls every 250 ms through a Retry-After of 1 s get a token once it has passed", async () => {
     const endpoint = await startScriptedTokenEndpoint({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET })
@@ -137,7 +156,7 @@ describe("Retry-After", () => {
     const started = Date.now()
     let token: string | undefined
     // Generous deadline: the pause ends after 1 s; only an engine that re-arms it forever runs out of time.
-    while (token === undefined && Date.now() - started < 5000) {
+    while (token === undefined && Date.now() - started < 30_000) {
       try {
         token = await tokens.getAccessToken(KEY)
       } catch (error) {

@@ -52,10 +52,12 @@ message Span {
   fixed64 end_time_unix_nano = 8;
   repeated KeyValue attributes = 9;
   repeated Event events = 11;
+  repeated Link links = 13;
   Status status = 15;
   fixed32 flags = 16;
 }
 message Event { fixed64 time_unix_nano = 1; string name = 2; repeated KeyValue attributes = 3; }
+message Link { bytes trace_id = 1; bytes span_id = 2; string trace_state = 3; repeated KeyValue attributes = 4; fixed32 flags = 6; }
 message Status { string message = 2; int32 code = 3; }
 
 message ExportMetricsServiceRequest { repeated ResourceMetrics resource_metrics = 1; }
@@ -113,6 +115,8 @@ export interface ReceivedSpan {
   readonly kind: number
   readonly attributes: Record<string, unknown>
   readonly events: ReadonlyArray<{ readonly name: string; readonly attributes: Record<string, unknown> }>
+  /** Spans this one is linked to (not parented by). */
+  readonly links: ReadonlyArray<{ readonly traceId: string; readonly spanId: string }>
   /** OTLP StatusCode: 0 unset, 1 ok, 2 error. */
   readonly status: { readonly code: number; readonly message: string | undefined }
   /** Decimal string (nanoseconds since the epoch); compare with BigInt. */
@@ -228,6 +232,10 @@ const spansOf = (encoding: "json" | "protobuf", request: Json): Array<ReceivedSp
           events: ((span.events ?? []) as Array<Json>).map((event) => ({
             name: event.name ?? "",
             attributes: attributesOf(event.attributes)
+          })),
+          links: ((span.links ?? []) as Array<Json>).map((link) => ({
+            traceId: hexOf(encoding, link.traceId) ?? "",
+            spanId: hexOf(encoding, link.spanId) ?? ""
           })),
           status: {
             code: Number(span.status?.code ?? 0),

@@ -15,6 +15,7 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Random from "effect/Random"
 import * as Crypto from "node:crypto"
 import * as Os from "node:os"
@@ -178,10 +179,17 @@ export const makeWithLock = (ops: LeaseOps, options: LeaseOptions) => {
         Effect.interruptible(acquire(key, owner)).pipe(
           Effect.onInterrupt(() => Effect.ignore(ops.release(key, owner)))
         ),
+        // The body runs on the caller's fiber, the renewal beside it: interrupting the caller then waits for whatever
+        // part of the body protects itself (a sent refresh and the write of its answer) with the lease still renewed,
+        // instead of leaving the body running on with the lease released and the store closing under it.
         (acquiredAt) =>
           Effect.flatMap(
             hold(key, owner, acquiredAt),
-            ({ lease, renewal }) => Effect.raceFirst(Effect.suspend(() => body(lease)), renewal)
+            ({ lease, renewal }) =>
+              Effect.flatMap(
+                Effect.forkDaemon(Effect.interruptible(renewal)),
+                (renewing) => Effect.ensuring(Effect.suspend(() => body(lease)), Fiber.interrupt(renewing))
+              )
           ),
         () => Effect.ignore(ops.release(key, owner))
       )

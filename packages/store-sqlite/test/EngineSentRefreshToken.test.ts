@@ -2,12 +2,14 @@
  * A refresh token, once sent, is waited for rather than abandoned (issue 11, failure 3; DESIGN.md "A sent refresh
  * token is waited for"): an attempt whose outcome is unknown is not presented again in its flight (unless the server
  * has a reuse grace period), the next flight recovers once (DU-4), and a per-attempt timeout longer than the store's
- * lease is accepted. Real time: the server's slowness and the per-attempt timeout race each other.
+ * lease is accepted. The server's slowness is real time; the timed-out attempts run on the TestClock, so their timeout
+ * fires when the test moves the clock, after the request reached the server, however slow the machine is. The other
+ * tests race a slow server against a timeout in real time, with margins of seconds.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Refresher, RefreshError, TokenStore } from "@renew/core"
 import { SqliteTokenStore } from "@renew/store-sqlite"
-import { Cause, type Duration, Effect, Either, Exit, Layer, Option, Redacted } from "effect"
+import { Cause, type Duration, Effect, Either, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -19,7 +21,20 @@ const { CLIENT_SECRET, engine, scriptedEndpoint } = Engine
 const seenErrors = () => Fixture.seenErrors(CLIENT_SECRET)
 /** Waits `ms` of real time, whatever the Effect clock is (lets real I/O such as an HTTP answer happen). */
 const realSleep = (ms: number): Effect.Effect<void> =>
-  Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), ms)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+/** Polls `condition` in real time; dies naming `what` if it does not hold within 30 s (a generous bound: a hang). */
+const eventually = (what: string, condition: () => boolean): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + 30_000
+    while (!condition()) {
+      if (Date.now() > deadline) return yield* Effect.dieMessage(`${what}: not within 30 s of real time`)
+      yield* realSleep(5)
+    }
+  })
 
 const KEY = "user-1"
 
@@ -36,7 +51,7 @@ const storedGrant = Effect.flatMap(TokenStore.TokenStore, (store) => store.get(K
 
 /**
  * Seeds an expired grant, then: a first call whose only attempt times out (the server is slower than the timeout but
- * does rotate), and two later calls once the server has answered. Returns what the later calls got.
+ * does rotate), and two later calls once the server has answered. Returns what the later calls got. On the TestClock.
  */
 const timedOutAttempt = (endpoint: ScriptedTokenEndpoint, store: Layer.Layer<TokenStore.TokenStore>) => {
   const seen = seenErrors()
@@ -45,16 +60,21 @@ const timedOutAttempt = (endpoint: ScriptedTokenEndpoint, store: Layer.Layer<Tok
     const rt1 = endpoint.mintRefreshToken()
     yield* refresher.setGrant(KEY, { accessToken: "at_expired", refreshToken: rt1, expiresIn: 0 })
 
-    const first = yield* Effect.either(refresher.getAccessToken(KEY))
+    const caller = yield* Effect.fork(Effect.either(refresher.getAccessToken(KEY)))
+    // The request is at the server, which answers 600 ms later in real time: the 200 ms timeout fires first.
+    yield* Effect.promise(() => endpoint.waitForRequests(1))
+    yield* TestClock.adjust("200 millis")
+    const first = yield* Fiber.join(caller)
     assert.isTrue(Either.isLeft(first), "the only answer came after the per-attempt timeout")
     if (Either.isLeft(first)) seen.add(first.left)
     assert.strictEqual(endpoint.presentations(rt1), 1, "the flight presented the refresh token again after a timeout")
 
     // Let the server finish: it rotates rt1 into a successor nobody receives.
-    yield* Effect.promise(() => endpoint.waitForRequests(1))
-    yield* realSleep(1000)
+    yield* eventually("the slow server rotates", () => !endpoint.isActive(rt1))
     assert.isFalse(endpoint.isActive(rt1), "the slow server did rotate")
     assert.strictEqual(endpoint.presentations(rt1), 1)
+    // Past the interval in which the Timeout is replayed to callers without a request.
+    yield* TestClock.adjust("500 millis")
 
     endpoint.setLatency(0)
     const later = [yield* Effect.either(refresher.getAccessToken(KEY)), yield* Effect.either(refresher.getAccessToken(KEY))]
@@ -65,7 +85,7 @@ const timedOutAttempt = (endpoint: ScriptedTokenEndpoint, store: Layer.Layer<Tok
   }).pipe(
     Effect.provide(engine(endpoint, {
       endpoint: { timeout: "200 millis" },
-      // The Timeout is replayed for staleRetryInterval (no valid token to serve): keep that shorter than our wait.
+      // The Timeout is replayed for staleRetryInterval (no valid token to serve); the test moves the clock past it.
       refresher: { staleRetryInterval: "500 millis" },
       store
     }))
@@ -81,7 +101,7 @@ const assertRotationLostAfterTimeout = (error: RefreshError.RefreshError) => {
 }
 
 describe("a sent refresh token", () => {
-  it.scopedLive("memory store: a timed-out attempt is not presented again in its flight; at most twice in all", () =>
+  it.scoped("memory store: a timed-out attempt is not presented again in its flight; at most twice in all", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint({ latencyMs: 600 })
       const later = yield* timedOutAttempt(endpoint, TokenStore.layerMemory)
@@ -92,7 +112,7 @@ describe("a sent refresh token", () => {
       }
     }), 30_000)
 
-  it.scopedLive("SQLite store: the next flight recovers once and reports rotation_lost after a timeout", () =>
+  it.scoped("SQLite store: the next flight recovers once and reports rotation_lost after a timeout", () =>
     Effect.gen(function*() {
       const endpoint = yield* scriptedEndpoint({ latencyMs: 600 })
       const filename = yield* tempDb

@@ -7,7 +7,8 @@
  *   was answered from a pause gets the error as it is and never reaches this table;
  * - a grant is marked dead only on `invalid_grant`, and not when the server says its refresh token is alive;
  * - while the server may have rotated the refresh token (an unknown outcome, or a 2xx we could not store), the
- *   refresh-in-flight intent stays, so the next holder recovers once (DU-4).
+ *   refresh-in-flight intent stays, so the next holder recovers (DU-4); a grant is never marked dead for want of an
+ *   answer, only on the server's invalid_grant.
  *
  * @internal
  */
@@ -105,10 +106,12 @@ export const decide = (facts: FailureFacts, settings: PolicySettings): FailureDe
     replayBindsForced: false,
     serveStaleUntil: undefined
   }
-  if (recoveryUnsettled(facts) && facts.verdict?.alive !== true) {
-    // Presenting the token a third time could only revoke the grant (reuse detection): it is lost, say so.
-    const lost = new Errors.InvalidGrant({ reason: "rotation_lost", lostAfter: facts.unknownOutcome! })
-    return { ...base, error: lost, intent: "clear", markReauth: "rotation_lost" }
+  if (recoveryUnsettled(facts)) {
+    // The recovery's outcome is unknown too (a hanging or unreachable server does this to every grant). Whether the
+    // server ever rotated is unknowable, so the grant is not marked on a guess: the intent stays, and the next refresh
+    // asks the server again. If it had rotated, that presentation can only revoke a family whose new token nobody
+    // holds, and the server's invalid_grant then marks the grant (rotation_lost); if not, the grant lives on.
+    return { ...base, intent: "keep" }
   }
   switch (error._tag) {
     case "InvalidGrant": {

@@ -65,6 +65,11 @@ export interface FlightContext {
   readonly unknownOutcomes: Map<string, UnknownOutcome>
   /** Per key: whether the server rotated the refresh token on the last refresh (learned, never assumed). */
   readonly rotates: Map<string, boolean>
+  /**
+   * Whether the server rotated on the last refresh of any grant: rotation is a setting of the server or of the OAuth
+   * client, so a grant this engine has not refreshed yet is judged by it.
+   */
+  readonly serverRotation: { last: boolean | undefined }
   /** When the scheduler refreshes each grant written. */
   readonly due: DuePolicy
   /** Reports a state change (off the flight's path). */
@@ -211,7 +216,8 @@ const refreshLocked = (context: FlightContext, locked: Locked): Effect.Effect<Gr
       // Ask the server first if we can: a token it calls active was not rotated, and this is a plain refresh. Any
       // other answer is settled by one presentation (a server with a reuse grace period still accepts it).
       const active = yield* detached(endpoint.introspect(refreshToken))
-      if (Option.isNone(active) || !active.value.active) recovering = earlier
+      // A server seen not to rotate cannot have consumed the token: a plain refresh, nothing to recover.
+      if ((Option.isNone(active) || !active.value.active) && !knownNotToRotate(context, key)) recovering = earlier
       if (recovering !== undefined) {
         yield* Effect.logWarning(
           `renew: an earlier refresh of this grant has no recorded outcome (${recovering}); retrying once with the stored refresh token`
@@ -250,10 +256,10 @@ const refreshLocked = (context: FlightContext, locked: Locked): Effect.Effect<Gr
             yield* context.publish({ _tag: "Recovered", key, failingSince: current.failingSince, at: answeredAt })
           }
           yield* Metric.update(Telemetry.persistLag, (yield* Clock.currentTimeMillis) - answeredAt)
-          context.rotates.set(
-            key,
-            response.refresh_token !== undefined && Redacted.value(response.refresh_token) !== Redacted.value(refreshToken)
-          )
+          const rotated = response.refresh_token !== undefined &&
+            Redacted.value(response.refresh_token) !== Redacted.value(refreshToken)
+          context.rotates.set(key, rotated)
+          context.serverRotation.last = rotated
           context.unknownOutcomes.delete(key)
           outcome.value = "success"
           return remember(context, key, stored)
@@ -264,6 +270,10 @@ const refreshLocked = (context: FlightContext, locked: Locked): Effect.Effect<Gr
   )
 }
 
+/** The server answered the last refresh of this grant (or, for a grant not refreshed yet, of any) without rotating. */
+const knownNotToRotate = (context: FlightContext, key: string): boolean =>
+  (context.rotates.get(key) ?? context.serverRotation.last) === false
+
 /** Whether a refresh token whose last presentation has an unknown outcome may be presented again. */
 const mayRepresent = (
   context: FlightContext,
@@ -272,7 +282,7 @@ const mayRepresent = (
   sentAt: number
 ): Effect.Effect<Representation> =>
   Effect.gen(function*() {
-    if (context.rotates.get(key) === false) return "resolved"
+    if (knownNotToRotate(context, key)) return "resolved"
     if ((yield* Clock.currentTimeMillis) - sentAt < context.reuseGraceMillis) return "within_grace"
     return (yield* detached(isActive(context.endpoint, refreshToken))) ? "resolved" : "unsafe"
   })

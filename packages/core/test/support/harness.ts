@@ -1,6 +1,7 @@
 /**
  * Test wiring for the engine: a scripted loopback token endpoint and a Refresher over a real HTTP client.
  */
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Refresher, TokenEndpoint, TokenStore } from "@renew/core"
 import {
@@ -20,13 +21,17 @@ export const scriptedEndpoint = (options?: ScriptedTokenEndpointOptions) =>
     (endpoint) => Effect.promise(() => endpoint.close())
   )
 
-/** Refresher + TokenStore (memory unless given) talking to `endpoint` over undici. */
+/**
+ * Refresher + TokenStore (memory unless given) talking to `endpoint` over undici. `http` wraps the HTTP client, e.g. to
+ * hold the server's answers until the test has done something while a request is on its way.
+ */
 export const engine = (
   endpoint: ScriptedTokenEndpoint,
   options: {
     readonly refresher?: Refresher.RefresherOptions
     readonly endpoint?: Partial<TokenEndpoint.TokenEndpointOptions>
     readonly store?: Layer.Layer<TokenStore.TokenStore>
+    readonly http?: (client: HttpClient.HttpClient) => HttpClient.HttpClient
   } = {}
 ) =>
   Refresher.layer(options.refresher).pipe(
@@ -38,7 +43,13 @@ export const engine = (
         ...options.endpoint
       })
     ),
-    Layer.provide(NodeHttpClient.layerUndici),
+    Layer.provide(
+      options.http === undefined
+        ? NodeHttpClient.layerUndici
+        : Layer.effect(HttpClient.HttpClient, Effect.map(HttpClient.HttpClient, options.http)).pipe(
+          Layer.provide(NodeHttpClient.layerUndici)
+        )
+    ),
     Layer.provideMerge(options.store ?? TokenStore.layerMemory),
     Layer.orDie
   )

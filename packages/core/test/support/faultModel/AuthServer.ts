@@ -205,8 +205,9 @@ export const make = (config: ServerConfig, time: SimTime, faults: ReadonlyArray<
   }
 
   /**
-   * I1, judged when a consumed token arrives again: allowed only as the single recovery of a rotation whose answer
-   * the client provably could not see (timeout, reset, garbled body, crash).
+   * I1, judged when a consumed token arrives again: allowed only as a recovery of a rotation whose answer the client
+   * provably could not see (timeout, reset, garbled body, crash): its successor is held by no one, so reuse detection
+   * can revoke nothing anyone can use.
    */
   const judgeReuse = (p: Presentation, state: RefreshTokenState): string | undefined => {
     const first = state.consumedBy
@@ -222,11 +223,8 @@ export const make = (config: ServerConfig, time: SimTime, faults: ReadonlyArray<
     if (first.lostBy === "abandoned") {
       return `${where}; the client abandoned that request ${first.lostAt! - first.at} ms after sending it (before its ${config.clientTimeoutMs} ms timeout), losing the rotation, and request #${p.id} of instance ${p.instance} presented it again at ${t(p.at)}`
     }
-    const earlier = presentations.filter((q) => q !== p && q.token === p.token && q.id > first.id && q.reached &&
-      q.stateOnArrival === "consumed" && q.result !== "grace")
-    if (earlier.length > 0) {
-      return `${where} (answer lost: ${first.lostBy}); request #${earlier[0]!.id} already re-presented it once (the one allowed recovery), and request #${p.id} of instance ${p.instance} presented it again at ${t(p.at)}`
-    }
+    // Its successor reached no client, so presenting it again can only revoke a family nobody can use; after the first
+    // such presentation (which reuse detection answers by revoking it) there is nothing left to revoke.
     return undefined
   }
 

@@ -15,7 +15,7 @@
  * A graceful shutdown is closing the instance's scope.
  */
 import * as HttpClient from "@effect/platform/HttpClient"
-import { Refresher, type RefreshError, TokenEndpoint, TokenStore } from "@renew/core"
+import { Refresher, type RefreshError, RefreshScheduler, TokenEndpoint, TokenStore } from "@renew/core"
 import { SqliteTokenStore } from "./sqliteStore.js"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
@@ -114,6 +114,8 @@ export interface Instance {
   readonly scheduler: SimScheduler
   readonly scope: Scope.CloseableScope
   readonly refresher: Refresher.Refresher["Type"]
+  /** The instance's RefreshScheduler (no loop of its own: the history's `Sweep` steps run it). */
+  readonly sweeper: RefreshScheduler.RefreshScheduler["Type"]
   status: "alive" | "closing" | "closed" | "crashed"
 }
 
@@ -144,7 +146,7 @@ export const start = (env: FleetEnv, id: number, slot: number): Effect.Effect<In
     const { history, server, time } = env
     const scheduler = time.makeScheduler()
     const scope = yield* Scope.make()
-    const layer = Refresher.layer(refresherOptions({
+    const engine = Refresher.layer(refresherOptions({
       retry: history.engine.retry === "twoAttempts"
         ? { maxAttempts: 2 }
         : history.engine.retry === "customSchedule"
@@ -154,16 +156,19 @@ export const start = (env: FleetEnv, id: number, slot: number): Effect.Effect<In
         ? Duration.millis(history.server.graceMs)
         : undefined
     })).pipe(
-      Layer.provide(TokenEndpoint.layer({
+      Layer.provideMerge(TokenEndpoint.layer({
         url: TOKEN_URL,
         clientId: CLIENT_ID,
         clientSecret: Redacted.make(CLIENT_SECRET),
         timeout: Duration.millis(history.engine.timeoutMs),
         ...(history.server.introspection ? { introspectionUrl: INTROSPECTION_URL } : {})
-      })),
-      Layer.provide(Layer.succeed(HttpClient.HttpClient, server.client(id))),
-      Layer.provide(storeLayer(env, id))
+      }).pipe(Layer.provide(Layer.succeed(HttpClient.HttpClient, server.client(id))))),
+      Layer.provideMerge(storeLayer(env, id))
     )
+    const layer = Layer.effect(
+      RefreshScheduler.RefreshScheduler,
+      RefreshScheduler.make({ maxPerSecond: 1_000, maxConcurrent: 4 })
+    ).pipe(Layer.provideMerge(engine))
     const exit = yield* Layer.buildWithScope(layer, scope).pipe(Effect.withScheduler(scheduler), Effect.exit)
     if (Exit.isFailure(exit)) {
       yield* Scope.close(scope, Exit.void)
@@ -178,6 +183,7 @@ export const start = (env: FleetEnv, id: number, slot: number): Effect.Effect<In
       scheduler,
       scope,
       refresher: Context.get(exit.value, Refresher.Refresher),
+      sweeper: Context.get(exit.value, RefreshScheduler.RefreshScheduler),
       status: "alive"
     }
     return instance

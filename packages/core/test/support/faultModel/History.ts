@@ -21,6 +21,8 @@ export type Step =
   | { readonly _tag: "Shutdown"; readonly slot: number }
   /** A crashed or shut-down instance is started again. */
   | { readonly _tag: "Restart"; readonly slot: number }
+  /** The instance's RefreshScheduler sweeps once (claims due grants and refreshes them); the driver does not wait. */
+  | { readonly _tag: "Sweep"; readonly slot: number }
 
 export interface History {
   readonly store: "memory" | "sqlite"
@@ -84,7 +86,8 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ _tag: fc.constant("SetGrant" as const), slot, key }) },
   { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Crash" as const), slot }) },
   { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Shutdown" as const), slot }) },
-  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Restart" as const), slot }) }
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Restart" as const), slot }) },
+  { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Sweep" as const), slot }) }
 )
 
 const faultArb: fc.Arbitrary<Fault> = fc.oneof(

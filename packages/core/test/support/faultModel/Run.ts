@@ -3,8 +3,9 @@
  * step. Returns the first violation, if any; the property test turns it into a failure that fast-check shrinks.
  *
  * I1 the server never receives a refresh token it already consumed, unless it is within the server's grace period,
- *    or it is the single recovery of a rotation whose answer the client provably could not see (a timeout, a reset
- *    after the request was processed, a garbled 2xx, a crash). A token whose first presentation never reached the
+ *    or it is a recovery of a rotation whose answer the client provably could not see (a timeout, a reset after the
+ *    request was processed, a garbled 2xx, a crash): that answer's successor token is held by no one, so reuse
+ *    detection can revoke nothing anyone can use. A token whose first presentation never reached the
  *    server was never consumed, so re-presenting it is fine by construction. Judged by the server, at arrival.
  * I2 no grant is marked `reauthRequired` while the refresh token the store holds is still live on the server (not
  *    consumed, not revoked). A consumed token that a grace period still tolerates does not count: the grant's live
@@ -69,7 +70,7 @@ interface Call {
   readonly id: number
   readonly instance: Fleet.Instance
   readonly key: string
-  readonly kind: CallKind | "setGrant" | "poll"
+  readonly kind: CallKind | "setGrant" | "poll" | "sweep"
   readonly startedAt: number
   /** The instance's state when the call was made (a call on a shut-down engine must still answer properly). */
   readonly on: Fleet.Instance["status"]
@@ -290,6 +291,12 @@ export const runHistory = (history: History): Effect.Effect<Outcome> => {
             if (instance !== undefined) crash(instance)
             return
           }
+          case "Sweep": {
+            const instance = alive(step.slot)
+            if (instance === undefined) return
+            yield* forkCall(instance, "(every due grant)", "sweep", Effect.as(instance.sweeper.sweep, undefined))
+            return yield* time.settle
+          }
           case "Shutdown": {
             const instance = alive(step.slot)
             if (instance !== undefined) yield* shutdown(instance)
@@ -404,6 +411,8 @@ export const runHistory = (history: History): Effect.Effect<Outcome> => {
       trace: violation?.trace ?? traceOf(server)
     })
     if (Exit.isSuccess(result)) return outcome(undefined, result.value)
+    // RENEW_FAULT_DEBUG=1 prints what the engines logged and traced, to read a counterexample.
+    if (process.env.RENEW_FAULT_DEBUG !== undefined) console.log(telemetry.texts.join("\n"))
     const defect = Cause.dieOption(result.cause)
     if (Option.isSome(defect) && defect.value instanceof Stop) return outcome(defect.value.violation, undefined)
     return yield* Effect.dieMessage(`the fault model itself failed:\n${Cause.pretty(result.cause)}`)
