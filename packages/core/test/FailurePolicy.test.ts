@@ -109,10 +109,10 @@ const rows: ReadonlyArray<readonly [name: string, facts: FailureFacts, expected:
   ["a failure before any request (lock timeout): no pause at all", facts(new Errors.LockTimeout({ waitedMillis: 60_000 }), {
     attemptsSent: 0
   }), { replayUntil: undefined, serveStaleUntil: undefined, pauseClientUntil: undefined }],
-  ["a recovery that timed out too: not marked on a guess, the intent stays for the next refresh", facts(timeout, {
+  ["a recovery that timed out too: not marked on a guess, the intent stays, callers get the error for the retry interval", facts(timeout, {
     unknownOutcome: "timeout",
     recovering: "timeout"
-  }), { intent: "keep", markReauth: undefined, errorTag: "Timeout" }],
+  }), { intent: "keep", markReauth: undefined, errorTag: "Timeout", replayUntil: NOW + 5_000 }],
   ["a timeout after sending: the intent stays for the next holder", facts(timeout, { unknownOutcome: "timeout" }), {
     intent: "keep",
     markReauth: undefined

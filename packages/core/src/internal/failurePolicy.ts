@@ -83,13 +83,8 @@ export const rereadsStore = (error: Errors.RefreshError): boolean =>
 
 /** Whether `decide` needs a verdict on the rejected refresh token (introspection or a known expiry). @internal */
 export const needsVerdict = (facts: Omit<FailureFacts, "verdict">): boolean =>
-  recoveryUnsettled(facts) ||
-  (facts.error._tag === "InvalidGrant" && facts.error.reason === undefined && facts.recovering === undefined &&
-    facts.unknownOutcome === undefined && facts.attemptsSent > 0)
-
-/** The one recovery presentation (DU-4) ended without an outcome too. */
-const recoveryUnsettled = (facts: Omit<FailureFacts, "verdict">): boolean =>
-  facts.recovering !== undefined && facts.unknownOutcome !== undefined && facts.error._tag !== "InvalidGrant"
+  facts.error._tag === "InvalidGrant" && facts.error.reason === undefined && facts.recovering === undefined &&
+  facts.unknownOutcome === undefined && facts.attemptsSent > 0
 
 /** The decision for one failed flight. @internal */
 export const decide = (facts: FailureFacts, settings: PolicySettings): FailureDecision => {
@@ -106,13 +101,11 @@ export const decide = (facts: FailureFacts, settings: PolicySettings): FailureDe
     replayBindsForced: false,
     serveStaleUntil: undefined
   }
-  if (recoveryUnsettled(facts)) {
-    // The recovery's outcome is unknown too (a hanging or unreachable server does this to every grant). Whether the
-    // server ever rotated is unknowable, so the grant is not marked on a guess: the intent stays, and the next refresh
-    // asks the server again. If it had rotated, that presentation can only revoke a family whose new token nobody
-    // holds, and the server's invalid_grant then marks the grant (rotation_lost); if not, the grant lives on.
-    return { ...base, intent: "keep" }
-  }
+  // A recovery whose outcome is unknown too (a hanging or unreachable server does this to every grant) is not marked
+  // on a guess: whether the server ever rotated is unknowable. The intent stays (`base`), the error is handled as any
+  // transient one (served stale or replayed for the retry interval), and a later refresh asks the server again: if it
+  // had rotated, that presentation can only revoke a family whose new token nobody holds, and the server's
+  // invalid_grant then marks the grant (rotation_lost); if not, the grant lives on.
   switch (error._tag) {
     case "InvalidGrant": {
       const lostAfter = facts.recovering ?? facts.unknownOutcome
