@@ -100,7 +100,8 @@ if (postgres.available) {
     backend: Effect.gen(function*() {
       const schema = `${SCHEMA}_sched${schedulingSchemas++}`
       yield* Effect.addFinalizer(() => dropSchema(schema))
-      return open({ schema, maxConnections: 10 })
+      // Eight claimers, each its own client: few connections each, within the server's default limit of 100.
+      return open({ schema, maxConnections: 3 })
     })
   })
 
