@@ -226,7 +226,9 @@ export const problems = (profile: ProviderProfile): ReadonlyArray<string> => {
 }
 
 /**
- * Fills a URL template's `{param}` placeholders (values URL-encoded), from `params` or the profile's defaults.
+ * Fills a URL template's `{param}` placeholders from `params` or the profile's defaults. Values go in as given (a
+ * host parameter may carry a port or a path prefix), but never one that could move the URL elsewhere: whitespace,
+ * `?`, `#` and `@` are refused, except for a placeholder that is the whole URL.
  *
  * @since 0.3.0
  * @category utils
@@ -239,16 +241,16 @@ export const resolveUrl = (
   const missing: Array<string> = []
   const url = template.replace(PLACEHOLDER, (_, name: string) => {
     const value = params[name] ?? profile.params?.[name]?.default
-    if (value === undefined || value === "") {
+    if (value === undefined || value === "" || (template !== `{${name}}` && /[\s?#@]/.test(value))) {
       missing.push(name)
       return ""
     }
-    return encodeURIComponent(value)
+    return value
   })
   if (missing.length > 0) {
     return new Errors.ConfigurationError({
       option: "params",
-      detail: `the ${profile.title} profile needs ${missing.map((name) => `${name} (${profile.params?.[name]?.description ?? ""})`).join(", ")}`
+      detail: `the ${profile.title} profile needs a usable ${missing.map((name) => `${name} (${profile.params?.[name]?.description ?? ""})`).join(", ")}`
     })
   }
   return url
