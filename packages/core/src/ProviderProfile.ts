@@ -341,3 +341,13 @@ export const keepAlive = (profile: ProviderProfile): Duration.Duration | undefin
   const idle = profile.refreshTokenLifetime?.idleSeconds
   return idle === undefined ? undefined : Duration.seconds(idle / 2)
 }
+
+/**
+ * The provider's documented reuse interval for a rotated refresh token (the Refresher's `reuseGracePeriod`), or
+ * `undefined` when it documents none (or leaves it to a setting you know better).
+ *
+ * @since 0.3.0
+ * @category utils
+ */
+export const reuseGracePeriod = (profile: ProviderProfile): Duration.Duration | undefined =>
+  profile.rotation.reuseIntervalSeconds === undefined ? undefined : Duration.seconds(profile.rotation.reuseIntervalSeconds)
