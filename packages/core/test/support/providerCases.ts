@@ -65,7 +65,7 @@ const engine = (profile: Profile.ProviderProfile, url: string) =>
 const withGrant = <A>(
   profile: Profile.ProviderProfile,
   step: Step,
-  use: (seeded: string, endpoint: ScriptedTokenEndpoint) => Effect.Effect<A, never, Refresher.Refresher | TokenStore.TokenStore>
+  use: (seeded: string, endpoint: ScriptedTokenEndpoint) => Effect.Effect<A, unknown, Refresher.Refresher | TokenStore.TokenStore>
 ) =>
   Effect.gen(function*() {
     // The profile's own client authentication is what the scripted endpoint checks.
@@ -76,7 +76,7 @@ const withGrant = <A>(
       const refresher = yield* Refresher.Refresher
       yield* refresher.setGrant(KEY, { accessToken: "at_initial_expired", refreshToken: seeded, expiresIn: 0 })
       return yield* use(seeded, endpoint)
-    }).pipe(Effect.provide(engine(profile, endpoint.url)))
+    }).pipe(Effect.provide(engine(profile, endpoint.url)), Effect.orDie)
   })
 
 const stored = Effect.flatMap(TokenStore.TokenStore, (store) => store.get(KEY)).pipe(Effect.map(Option.getOrThrow))
@@ -128,7 +128,7 @@ export const describeProvider = (profile: Profile.ProviderProfile, cases: Provid
           const error = yield* withGrant(profile, c.step, (_, endpoint) =>
             Effect.gen(function*() {
               const refresher = yield* Refresher.Refresher
-              const failed = yield* Effect.flip(refresher.getAccessToken(KEY))
+              const failed: RefreshError.RefreshError = yield* Effect.flip(refresher.getAccessToken(KEY))
               const grant = yield* stored
               seen.add(failed)
               seen.assertNoSecrets(endpoint)
@@ -151,6 +151,7 @@ export const describeProvider = (profile: Profile.ProviderProfile, cases: Provid
           const seen = seenErrors()
           const failed = yield* withGrant(profile, c.step, (_, endpoint) =>
             Effect.flip(Effect.flatMap(Refresher.Refresher, (refresher) => refresher.getAccessToken(KEY))).pipe(
+              Effect.map((error): RefreshError.RefreshError => error),
               Effect.tap((error) => Effect.sync(() => (seen.add(error), seen.assertNoSecrets(endpoint))))
             ))
           assert.strictEqual(failed._tag, c.tag, failed.message)
