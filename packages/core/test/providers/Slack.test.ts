@@ -9,6 +9,12 @@ describeProvider(Providers.slack, {
       rotates: true,
       lifetimeSeconds: 43200
     },
+    {
+      name: "no expires_in: the documented 12 hours are assumed",
+      step: { kind: "issue", expiresIn: null, extra: { ok: true, token_type: "bot" } },
+      rotates: true,
+      lifetimeSeconds: 43200
+    },
     { name: "a user token (token_type user)", step: { kind: "issue", expiresIn: 43200, extra: { ok: true, token_type: "user" } }, rotates: true }
   ],
   invalidGrant: [
