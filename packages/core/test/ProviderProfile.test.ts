@@ -6,6 +6,7 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { ProviderProfile, Providers, RefreshError, TokenEndpoint, TokenManager } from "@renew/core"
 import { startScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
 import { Duration, Effect, Either, Redacted } from "effect"
+import { withReason } from "../src/internal/failurePolicy.js"
 import { CLIENT_ID, CLIENT_SECRET } from "./support/harness.js"
 
 const cleanups: Array<() => Promise<void>> = []
@@ -70,6 +71,25 @@ describe("ProviderProfile", () => {
     assert.isTrue(found.some((p) => p.includes("tokenUrl: source")))
     assert.isTrue(found.some((p) => p.includes("rotation")))
     assert.isTrue(found.some((p) => p.includes("{host}")))
+  })
+
+  it("a reason refined later (introspection, a lost rotation) keeps what the provider said", () => {
+    const google = new RefreshError.InvalidGrant({
+      status: 400,
+      oauthError: "invalid_grant",
+      provider: "Google",
+      providerCode: "x",
+      remedy: "Google's remedy."
+    })
+    const revoked = withReason(google, "revoked")
+    assert.strictEqual(revoked.reason, "revoked")
+    assert.strictEqual(revoked.provider, "Google")
+    assert.strictEqual(revoked.providerCode, "x")
+    assert.include(revoked.message, "Google's remedy.")
+    // A lost rotation is Renew's cause, not the provider's: its remedy is not the provider's.
+    const lost = withReason(google, "rotation_lost", "timeout")
+    assert.isUndefined(lost.remedy)
+    assert.include(lost.message, "timed out after it was sent")
   })
 
   it("keep-alive comes from the documented idle expiry", () => {
