@@ -5,6 +5,7 @@ import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { program, RenewLive } from "../examples/effect-app.js"
 import { run } from "../examples/node-promise.js"
+import { run as runProviderProfile } from "../examples/provider-profile.js"
 import { run as runBackground } from "../examples/background-refresh.js"
 import * as Scheduler from "../examples/scheduler.js"
 import { RefreshEvents, TokenStore } from "@renew/core"
@@ -59,6 +60,22 @@ describe("examples", () => {
       })
       assert.strictEqual(token, endpoint.lastIssued()!.accessToken)
       assert.strictEqual(endpoint.refreshRequests, 1)
+    } finally {
+      await endpoint.close()
+    }
+  })
+
+  it("examples/provider-profile.ts: Slack's token_type bot is a token, its ok:false is an InvalidGrant with Slack's remedy", async () => {
+    const endpoint = await startScriptedTokenEndpoint({ clientId: "my-app", clientSecret: "s3cret-value" })
+    try {
+      const env = { TOKEN_URL: endpoint.url, CLIENT_ID: "my-app", CLIENT_SECRET: "s3cret-value" }
+      endpoint.script({ kind: "issue", expiresIn: 43200, extra: { ok: true, token_type: "bot" } })
+      const ok = await runProviderProfile({ ...env, REFRESH_TOKEN: endpoint.mintRefreshToken() })
+      assert.strictEqual(ok.token, endpoint.lastIssued()!.accessToken)
+      endpoint.script({ kind: "respond", status: 200, body: { ok: false, error: "invalid_refresh_token" } })
+      const dead = await runProviderProfile({ ...env, REFRESH_TOKEN: endpoint.mintRefreshToken() })
+      assert.strictEqual(dead.providerCode, "invalid_refresh_token")
+      assert.include(dead.reinstall ?? "", "installed again")
     } finally {
       await endpoint.close()
     }

@@ -288,7 +288,7 @@ export const make = (
         const version = Option.match(current, { onNone: () => undefined, onSome: (grant) => grant.version })
         const built = yield* grantFromInput(input, {
           now: clock.unsafeCurrentTimeMillis(),
-          defaultLifetime: settings.defaultLifetimeMillis,
+          defaultLifetime: endpoint.defaultLifetimeMillis ?? settings.defaultLifetimeMillis,
           version: 0
         })
         const written = yield* store.compareAndSet(

@@ -97,7 +97,20 @@ export class TokenResponse extends Schema.Class<TokenResponse>("@renew/core/Toke
  * @since 0.1.0
  * @category models
  */
-export const ReauthReason = Schema.Literal("invalid_grant", "expired", "revoked", "unknown", "rotation_lost")
+export const ReauthReason = Schema.Literal(
+  "invalid_grant",
+  "expired",
+  "idle_timeout",
+  "revoked",
+  "password_changed",
+  "consent_revoked",
+  "session_ended",
+  "interaction_required",
+  "user_inactive",
+  "reused",
+  "unknown",
+  "rotation_lost"
+)
 
 /**
  * @since 0.1.0

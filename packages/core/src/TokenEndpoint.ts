@@ -20,6 +20,7 @@ import { classifyAnswer, describeTransportFailure, redirectOf } from "./internal
 import { basicCredentials, parseIntrospection, validateUrl } from "./internal/endpointConfig.js"
 import { readCapped, withoutRedirects } from "./internal/httpExchange.js"
 import { makeRedactor } from "./internal/redact.js"
+import type { ProviderProfile } from "./ProviderProfile.js"
 import * as Errors from "./RefreshError.js"
 import * as Telemetry from "./Telemetry.js"
 import type { TokenResponse } from "./Token.js"
@@ -67,6 +68,17 @@ export interface TokenEndpointOptions {
    * request per stored refresh token. Same https rule as `url`.
    */
   readonly introspectionUrl?: string | undefined
+  /**
+   * The provider this endpoint belongs to (see `ProviderProfile`, `Providers`): its dialect (errors in 200 bodies,
+   * error codes outside RFC 6749, the codes that tell why a refresh token died) and its defaults for `authMethod`,
+   * `acceptedTokenTypes` and `defaultLifetime`. Default: plain RFC 6749.
+   */
+  readonly profile?: ProviderProfile | undefined
+  /**
+   * Lifetime assumed for this endpoint's access tokens when an answer has no `expires_in`; wins over the Refresher's
+   * `defaultLifetime`. Default: the profile's documented lifetime, if any.
+   */
+  readonly defaultLifetime?: Duration.DurationInput | undefined
 }
 
 /**
@@ -103,6 +115,10 @@ export class TokenEndpoint extends Context.Tag("@renew/core/TokenEndpoint")<Toke
   readonly host: string
   readonly clientId: string
   readonly authMethod: AuthMethod
+  /** The provider profile the endpoint reads answers with, if any. */
+  readonly profile?: ProviderProfile | undefined
+  /** Lifetime (millis) assumed for an access token whose answer has no `expires_in`, when this endpoint knows one. */
+  readonly defaultLifetimeMillis?: number | undefined
   /** Budget of one attempt. */
   readonly timeoutMillis: number
   /** One refresh attempt: one HTTP request, classified. */
@@ -136,7 +152,7 @@ export const validateOptions = (options: TokenEndpointOptions): Either.Either<UR
   if (options.clientId === "") {
     return Either.left(new Errors.ConfigurationError({ option: "clientId", detail: "must not be empty" }))
   }
-  const method = options.authMethod ?? (options.clientSecret !== undefined ? "client_secret_basic" : "none")
+  const method = authMethodOf(options)
   if (method !== "none" && options.clientSecret === undefined) {
     return Either.left(
       new Errors.ConfigurationError({ option: "clientSecret", detail: `auth method ${method} needs a client secret` })
@@ -145,8 +161,27 @@ export const validateOptions = (options: TokenEndpointOptions): Either.Either<UR
   if (options.timeout !== undefined && Duration.toMillis(options.timeout) <= 0) {
     return Either.left(new Errors.ConfigurationError({ option: "timeout", detail: "must be positive" }))
   }
+  if (options.defaultLifetime !== undefined && !(Duration.toMillis(options.defaultLifetime) > 0)) {
+    return Either.left(new Errors.ConfigurationError({ option: "defaultLifetime", detail: "must be positive" }))
+  }
   return url
 }
+
+// Without a secret there is nothing to authenticate with; with one, the profile's documented method, else Basic.
+const authMethodOf = (options: TokenEndpointOptions): AuthMethod =>
+  options.authMethod ??
+    (options.clientSecret === undefined
+      ? "none"
+      : options.profile?.authMethod !== undefined && options.profile.authMethod.value !== "none"
+      ? options.profile.authMethod.value
+      : "client_secret_basic")
+
+const defaultLifetimeOf = (options: TokenEndpointOptions): number | undefined =>
+  options.defaultLifetime !== undefined
+    ? Duration.toMillis(options.defaultLifetime)
+    : options.profile?.accessTokenLifetime?.seconds !== undefined
+    ? options.profile.accessTokenLifetime.seconds * 1000
+    : undefined
 
 /**
  * @since 0.1.0
@@ -161,10 +196,11 @@ export const make = (
     const client = options.propagateTraceContext === true
       ? baseClient
       : HttpClient.withTracerPropagation(baseClient, false)
-    const authMethod: AuthMethod = options.authMethod ??
-      (options.clientSecret !== undefined ? "client_secret_basic" : "none")
+    const authMethod = authMethodOf(options)
     const timeoutMillis = Duration.toMillis(options.timeout ?? Duration.seconds(10))
-    const acceptedTokenTypes = (options.acceptedTokenTypes ?? ["Bearer"]).map((t) => t.toLowerCase())
+    const acceptedTokenTypes = (options.acceptedTokenTypes ?? options.profile?.tokenTypes?.value ?? ["Bearer"])
+      .map((t) => t.toLowerCase())
+    const defaultLifetimeMillis = defaultLifetimeOf(options)
     const host = url.host
     const authorization = authMethod === "client_secret_basic"
       ? basicCredentials(options.clientId, options.clientSecret!)
@@ -242,7 +278,8 @@ export const make = (
           secrets,
           requestedScope: scope,
           acceptedTokenTypes,
-          url: url.href
+          url: url.href,
+          profile: options.profile
         })
         return yield* classified
       }).pipe(
@@ -317,6 +354,8 @@ export const make = (
       host,
       clientId: options.clientId,
       authMethod,
+      ...(options.profile !== undefined ? { profile: options.profile } : {}),
+      ...(defaultLifetimeMillis !== undefined ? { defaultLifetimeMillis } : {}),
       timeoutMillis,
       refresh,
       introspect,

@@ -23,6 +23,7 @@ import * as Errors from "./RefreshError.js"
 import * as RefreshEvents from "./RefreshEvents.js"
 import * as Refresher from "./Refresher.js"
 import * as RefreshScheduler from "./RefreshScheduler.js"
+import type { ProviderProfile } from "./ProviderProfile.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 import type { GrantInput } from "./Token.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
@@ -42,6 +43,12 @@ export interface TokenManagerOptions {
   readonly scope?: string | undefined
   /** Extra form parameters for every refresh request. */
   readonly extraParams?: Readonly<Record<string, string>> | undefined
+  /**
+   * The provider (`Providers.google`, `Providers.byName("slack")`, ...): how to read its answers, and its defaults for
+   * `authMethod` and the lifetime to assume without `expires_in`. `ProviderProfile.managerOptions` fills in
+   * `tokenEndpoint` from its URL template.
+   */
+  readonly profile?: ProviderProfile | undefined
   /**
    * Refresh this many seconds before expiry (never more than half the lifetime). Default 60. With refresh-ahead, the
    * first call past this point starts a background refresh and resolves at once with the current token.
@@ -263,6 +270,9 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     authMethod: options.authMethod,
     scope: options.scope,
     extraParams: options.extraParams,
+    profile: options.profile,
+    // Given explicitly, it wins over the profile's lifetime too.
+    defaultLifetime: options.defaultLifetimeSeconds !== undefined ? Duration.seconds(options.defaultLifetimeSeconds) : undefined,
     timeout: options.timeoutMs !== undefined ? Duration.millis(options.timeoutMs) : undefined
   }
   const valid = TokenEndpoint.validateOptions(endpointOptions)

@@ -3,6 +3,8 @@
  */
 export * as BearerClient from "./BearerClient.js"
 export * as FailureRateMonitor from "./FailureRateMonitor.js"
+export * as ProviderProfile from "./ProviderProfile.js"
+export * as Providers from "./Providers.js"
 export * as RefreshError from "./RefreshError.js"
 export * as RefreshEvents from "./RefreshEvents.js"
 export * as Refresher from "./Refresher.js"

@@ -10,7 +10,7 @@
  * filler contains, so any whole-token occurrence in the output can only be a leak.
  */
 import { assert, describe, expect, it } from "@effect/vitest"
-import { RefreshError } from "@renew/core"
+import { Providers, RefreshError } from "@renew/core"
 import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
 import * as Schema from "effect/Schema"
@@ -219,8 +219,9 @@ const renderings = (outcome: Either.Either<unknown, RefreshError.RefreshError>):
 
 describe("the token endpoint answer classifier", () => {
   it.prop(
-    "any status × headers × body: a typed outcome, in bounded time, quoting no form of any secret",
+    "any status × headers × body, with any provider's profile or none: a typed outcome, in bounded time, quoting no form of any secret",
     {
+      profile: FastCheck.option(FastCheck.constantFrom(...Providers.all), { nil: undefined }),
       case: FastCheck.tuple(canary, canary).chain(([refreshToken, clientSecret]) => {
         const basic = base64(`${formEncode(CLIENT_ID)}:${formEncode(clientSecret)}`)
         const secrets = [refreshToken, clientSecret]
@@ -232,7 +233,7 @@ describe("the token endpoint answer classifier", () => {
         })
       })
     },
-    ({ case: { body, headers, secrets, status } }) => {
+    ({ case: { body, headers, secrets, status }, profile }) => {
       const started = performance.now()
       let outcome: Either.Either<unknown, RefreshError.RefreshError> | undefined
       expect(() => {
@@ -240,7 +241,8 @@ describe("the token endpoint answer classifier", () => {
           now: 1_700_000_000_000,
           secrets,
           acceptedTokenTypes: ["bearer"],
-          url: "https://auth.example.com/token"
+          url: "https://auth.example.com/token",
+          profile
         })
       }).not.toThrow()
       assert(outcome !== undefined && Either.isEither(outcome))

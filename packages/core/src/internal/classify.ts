@@ -6,8 +6,10 @@
  */
 import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
+import type { ErrorFamily, ProviderProfile } from "../ProviderProfile.js"
 import * as Errors from "../RefreshError.js"
 import { TokenResponse } from "../Token.js"
+import { explainGrant, familyOf } from "./dialect.js"
 import { elide, makeRedactor, type Redactor, scrub } from "./redact.js"
 
 /**
@@ -42,6 +44,8 @@ export interface ClassifyContext {
   readonly acceptedTokenTypes: ReadonlyArray<string>
   /** The URL the request went to, to resolve a relative `Location`. */
   readonly url?: string | undefined
+  /** The provider's dialect (see ProviderProfile); absent: plain RFC 6749. */
+  readonly profile?: ProviderProfile | undefined
 }
 
 /** What the classifier works with: the answer, cut to the cap, and the redactor for the request's secrets. */
@@ -100,6 +104,18 @@ const byErrorCode: Readonly<Record<string, (fields: OAuthFields, seen: Seen) => 
   server_error: (f, seen) => new Errors.ServerError({ ...f, ...retryAfter(seen) }),
   temporarily_unavailable: (f, seen) => new Errors.ServerError({ ...f, ...retryAfter(seen) }),
   slow_down: (f, seen) => new Errors.RateLimited({ ...f, ...retryAfter(seen) })
+}
+
+/** What a provider's own error code stands for (its profile's `errorCodes`), one constructor per family. */
+const byFamily: Readonly<Record<ErrorFamily, (fields: OAuthFields, seen: Seen) => Classified>> = {
+  InvalidGrant: (f) => new Errors.InvalidGrant(f),
+  InvalidClient: (f) => new Errors.InvalidClient(f),
+  UnauthorizedClient: (f) => new Errors.UnauthorizedClient(f),
+  InvalidScope: byErrorCode.invalid_scope!,
+  InvalidRequest: (f) => new Errors.InvalidRequest(f),
+  UnsupportedGrantType: (f) => new Errors.UnsupportedGrantType(f),
+  RateLimited: (f, seen) => new Errors.RateLimited({ ...f, ...retryAfter(seen) }),
+  ServerError: (f, seen) => new Errors.ServerError({ ...f, ...retryAfter(seen) })
 }
 
 /** When the body carries no OAuth error we recognise, the status decides. First match wins. */
@@ -205,10 +221,14 @@ const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "obj
 
 const str = (u: unknown): string | undefined => typeof u === "string" ? u : undefined
 
-const oauthFields = (json: Record<string, unknown>, { answer, redactor }: Seen): OAuthFields => {
+const oauthFields = (json: Record<string, unknown>, { answer, ctx, redactor }: Seen): OAuthFields => {
   const www = parseWwwAuthenticate(answer.headers["www-authenticate"])
-  const error = str(json.error) ?? www.error
-  const description = str(json.error_description) ?? www.error_description
+  // A provider that names its members otherwise (HubSpot: `status`, `message`) says so in its profile.
+  const body = ctx.profile?.errorBody
+  const error = str(json.error) ?? (body?.errorMember !== undefined ? str(json[body.errorMember]) : undefined) ??
+    www.error
+  const description = str(json.error_description) ??
+    (body?.descriptionMember !== undefined ? str(json[body.descriptionMember]) : undefined) ?? www.error_description
   const uri = str(json.error_uri) ?? www.error_uri
   return {
     status: answer.status,
@@ -263,7 +283,8 @@ const decodeTokenResponse = (json: Record<string, unknown>, { ctx, redactor }: S
     return read_
   }
   const expiresIn = optional("expires_in", seconds)
-  const refreshExpiresIn = optional("refresh_expires_in", seconds)
+  // Keycloak's name unless the provider's profile names another (GitHub: `refresh_token_expires_in`).
+  const refreshExpiresIn = optional(ctx.profile?.refreshTokenLifetime?.member ?? "refresh_expires_in", seconds)
   const refreshToken = optional("refresh_token", (v) => typeof v === "string" && v !== "" ? v : undefined)
   const scope = optional("scope", (v) => typeof v === "string" ? v : undefined)
   return Either.right(
@@ -302,11 +323,21 @@ export const classifyAnswer = (raw: Answer, ctx: ClassifyContext): Either.Either
   const json = Either.isRight(parsed) && isRecord(parsed.right) ? parsed.right : {}
   const fields = oauthFields(json, seen)
 
-  // An error code wins over the status: GitHub answers 200 with an error body.
-  const byCode = fields.oauthError !== undefined && Object.hasOwn(byErrorCode, fields.oauthError)
+  // An error code wins over the status: GitHub answers 200 with an error body. The provider's own codes first.
+  const family = fields.oauthError !== undefined ? familyOf(ctx.profile, fields.oauthError) : undefined
+  const byCode = family !== undefined
+    ? byFamily[family]
+    : fields.oauthError !== undefined && Object.hasOwn(byErrorCode, fields.oauthError)
     ? byErrorCode[fields.oauthError]
     : undefined
-  if (byCode !== undefined) return Either.left(byCode(fields, seen))
+  if (byCode !== undefined) {
+    const error = byCode(fields, seen)
+    return Either.left(error._tag === "InvalidGrant" ? explainGrant(ctx.profile, error) : error)
+  }
+  // A provider that marks its error bodies (Slack: `"ok": false`) said this is an error, whatever its code: the
+  // server's own refusal, not a broken answer.
+  const okMember = ctx.profile?.errorBody?.okMember
+  if (okMember !== undefined && json[okMember] === false) return Either.left(new Errors.InvalidRequest(fields))
 
   if (answer.status >= 200 && answer.status < 300) {
     if (Either.isLeft(parsed)) return Either.left(malformed(seen, parsed.left))

@@ -188,17 +188,20 @@ export const unknownOutcomeOf = (error: Errors.RefreshError): UnknownOutcome | u
 const NOT_SENT =
   /^(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|ERR_TLS|the request could not be built)/
 
-/** @internal */
+/**
+ * `error` with a (new) reason. What the server and its provider profile said is kept; a provider remedy is dropped for
+ * `rotation_lost`, whose cause is Renew's lost token, not the provider's.
+ *
+ * @internal
+ */
 export const withReason = (
   error: Errors.InvalidGrant,
   reason: NonNullable<Errors.InvalidGrant["reason"]>,
   lostAfter?: Errors.InvalidGrant["lostAfter"]
-): Errors.InvalidGrant =>
-  new Errors.InvalidGrant({
-    ...(error.status !== undefined ? { status: error.status } : {}),
-    ...(error.oauthError !== undefined ? { oauthError: error.oauthError } : {}),
-    ...(error.errorDescription !== undefined ? { errorDescription: error.errorDescription } : {}),
-    ...(error.errorUri !== undefined ? { errorUri: error.errorUri } : {}),
-    reason,
-    ...(lostAfter !== undefined ? { lostAfter } : {})
-  })
+): Errors.InvalidGrant => {
+  const fields: Record<string, unknown> = {}
+  for (const name of ["status", "oauthError", "errorDescription", "errorUri", "provider", "providerCode", "remedy"] as const) {
+    if (error[name] !== undefined && !(name === "remedy" && reason === "rotation_lost")) fields[name] = error[name]
+  }
+  return new Errors.InvalidGrant({ ...fields, reason, ...(lostAfter !== undefined ? { lostAfter } : {}) })
+}

@@ -248,7 +248,8 @@ const refreshLocked = (context: FlightContext, locked: Locked): Effect.Effect<Gr
           const answeredAt = yield* Clock.currentTimeMillis
           const answered = grantFromResponse(response, current, {
             now: sentAt,
-            defaultLifetime: context.defaultLifetimeMillis
+            // The endpoint's own (its provider's) lifetime wins: it is per client.
+            defaultLifetime: endpoint.defaultLifetimeMillis ?? context.defaultLifetimeMillis
           })
           const next = withDueTime(context, key, yield* detached(learnRefreshTokenExpiry(endpoint, answered)))
           const stored = yield* intent.persist(key, held, next)

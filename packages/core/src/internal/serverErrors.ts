@@ -10,12 +10,43 @@ import { render, seconds, ServerAnswer } from "./errorText.js"
 import { TypeId } from "./errorTypeId.js"
 
 /**
- * Why a refresh token was rejected, when it can be known (through introspection, or from a known expiry).
+ * Why a refresh token was rejected, when it can be known: from the provider's own error code or description (a
+ * `ProviderProfile` maps them), through introspection, or from a known expiry. Each reason has its own remedy.
+ *
+ * - `expired`: the refresh token (or the grant) reached its lifetime.
+ * - `idle_timeout`: it expired because it went unused for too long (keep-alive refreshes prevent it).
+ * - `revoked`: the user, an administrator or the provider revoked it, or it is no longer known.
+ * - `password_changed`: the user's password changed or expired, which ended the grant.
+ * - `consent_revoked`: the user's (or an administrator's) consent for this client is missing or was withdrawn.
+ * - `session_ended`: the user's session at the provider ended (sign-out, session lifetime, sign-in frequency).
+ * - `interaction_required`: the provider wants the user to sign in interactively (multi-factor, an access policy).
+ * - `user_inactive`: the user's account is disabled, locked or deleted.
+ * - `reused`: the provider saw the refresh token presented again after rotation (or past its reuse count).
+ * - `rotation_lost`: Renew lost a rotated refresh token (a crash or an unanswered request, see `lostAfter`).
+ * - `unknown`: the server refused a token it still considers alive, or nothing tells the cause.
  *
  * @since 0.1.0
  * @category models
  */
-export const InvalidGrantReason = Schema.Literal("expired", "revoked", "unknown", "rotation_lost")
+export const InvalidGrantReason = Schema.Literal(
+  "expired",
+  "idle_timeout",
+  "revoked",
+  "password_changed",
+  "consent_revoked",
+  "session_ended",
+  "interaction_required",
+  "user_inactive",
+  "reused",
+  "unknown",
+  "rotation_lost"
+)
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export type InvalidGrantReason = typeof InvalidGrantReason.Type
 
 /**
  * With `rotation_lost`: what left the earlier refresh without a known outcome.
@@ -33,9 +64,39 @@ const lostRotationWhy: Record<typeof LostRotationCause.Type, string> = {
   unreadable_answer: "an earlier refresh got an answer that could not be read, and the server had rotated the token"
 }
 
+const reasonWhy: Record<Exclude<InvalidGrantReason, "rotation_lost">, string> = {
+  expired: "the refresh token has expired",
+  idle_timeout: "the refresh token expired after a period without use",
+  revoked: "the refresh token was revoked or is no longer known to the server",
+  password_changed: "the user's password changed or expired, which ended the grant",
+  consent_revoked: "the user's (or an administrator's) consent for this client is missing or was withdrawn",
+  session_ended: "the user's session at the provider ended (sign-out, session lifetime or a sign-in frequency policy)",
+  interaction_required:
+    "the provider requires the user to sign in interactively (multi-factor authentication or an access policy)",
+  user_inactive: "the user's account at the provider is disabled, locked or deleted",
+  reused: "the refresh token was presented again after it had been rotated (or beyond its allowed reuse)",
+  unknown: "the refresh token is expired, revoked, already used after a rotation, or issued to another client"
+}
+
+const MARKED = "the grant is marked as needing re-authorization and will not be retried."
+
+const reasonRemedy: Partial<Record<InvalidGrantReason, string>> = {
+  idle_timeout:
+    `The user must authorize again; ${MARKED} To keep idle grants alive, refresh them more often than the provider's idle window (keep-alive).`,
+  password_changed: `The user must sign in again (with the new password) and authorize; ${MARKED}`,
+  consent_revoked: `The user (or an administrator) must grant this client consent again; ${MARKED}`,
+  session_ended: `The user must sign in to the provider and authorize again; ${MARKED}`,
+  interaction_required:
+    `Send the user through the authorization flow interactively, so they can complete what the provider asks (multi-factor authentication, an access policy); ${MARKED}`,
+  user_inactive: `An administrator must re-enable the user's account at the provider, then the user authorizes again; ${MARKED}`,
+  reused:
+    `The user must authorize again; ${MARKED} Check that every process shares one store, so a rotated refresh token is never presented twice.`
+}
+
 /**
  * The refresh token is expired, revoked, was already used after a rotation, or belongs to another client.
- * Terminal: the user must authorize again.
+ * Terminal: the user must authorize again. With a provider profile, `reason` comes from the provider's own error code
+ * or description, `providerCode` names it (e.g. `AADSTS700082`) and `remedy` is the provider's.
  *
  * @since 0.1.0
  * @category errors
@@ -44,7 +105,13 @@ export class InvalidGrant extends Schema.TaggedError<InvalidGrant>("@renew/core/
   ...ServerAnswer,
   reason: Schema.optional(InvalidGrantReason),
   /** With `rotation_lost`: what left the earlier refresh without a known outcome. */
-  lostAfter: Schema.optional(LostRotationCause)
+  lostAfter: Schema.optional(LostRotationCause),
+  /** The provider whose profile read the answer (its title, e.g. "Microsoft Entra ID"). */
+  provider: Schema.optional(Schema.String),
+  /** The provider's own code for the cause, when it sent one (e.g. `AADSTS700082`, `BAD_REFRESH_TOKEN`). */
+  providerCode: Schema.optional(Schema.String),
+  /** What to do, in the provider's terms, when its profile knows better than the reason's generic remedy. */
+  remedy: Schema.optional(Schema.String)
 }) {
   /** @since 0.1.0 */
   readonly [TypeId]: TypeId = TypeId
@@ -54,18 +121,16 @@ export class InvalidGrant extends Schema.TaggedError<InvalidGrant>("@renew/core/
   }
   /** @since 0.1.0 */
   override get message(): string {
-    const why = this.reason === "expired"
-      ? "the refresh token has expired"
-      : this.reason === "revoked"
-      ? "the refresh token was revoked or is no longer known to the server"
-      : this.reason === "rotation_lost"
+    const why = this.reason === "rotation_lost"
       ? `a rotated refresh token was lost (${lostRotationWhy[this.lostAfter ?? "unrecorded"]})`
-      : "the refresh token is expired, revoked, already used after a rotation, or issued to another client"
-    return render(
-      `The authorization server rejected the refresh token: ${why}`,
-      this,
-      "The user must authorize again; the grant is marked as needing re-authorization and will not be retried."
-    )
+      : reasonWhy[this.reason ?? "unknown"]
+    const origin = this.provider !== undefined || this.providerCode !== undefined
+      ? ` (${[this.provider, this.providerCode].filter((part) => part !== undefined).join(" ")})`
+      : ""
+    const remedy = this.remedy !== undefined
+      ? `${this.remedy} ${MARKED.charAt(0).toUpperCase()}${MARKED.slice(1)}`
+      : reasonRemedy[this.reason ?? "unknown"] ?? `The user must authorize again; ${MARKED}`
+    return render(`The authorization server rejected the refresh token: ${why}${origin}`, this, remedy)
   }
 }
 

@@ -34,7 +34,14 @@ export interface RefreshTokenContext {
 const reauthReasons = {
   invalid_grant: "the server answered invalid_grant",
   expired: "the refresh token expired",
+  idle_timeout: "the refresh token expired after a period without use",
   revoked: "the refresh token was revoked",
+  password_changed: "the user's password changed or expired",
+  consent_revoked: "the user's consent for this client was withdrawn",
+  session_ended: "the user's session at the provider ended",
+  interaction_required: "the provider requires the user to sign in interactively",
+  user_inactive: "the user's account at the provider is disabled, locked or deleted",
+  reused: "the provider saw the refresh token reused after rotation",
   unknown: "the server rejected the refresh token",
   rotation_lost: "a rotated refresh token was lost (a process died after the server rotated it, before storing it)"
 } as const
