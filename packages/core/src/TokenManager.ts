@@ -19,6 +19,8 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
 import * as ManagerEvents from "./internal/managerEvents.js"
+import * as OtelGlobal from "./internal/otelGlobal.js"
+import * as OpenTelemetry from "./OpenTelemetry.js"
 import * as Errors from "./RefreshError.js"
 import * as RefreshEvents from "./RefreshEvents.js"
 import * as Refresher from "./Refresher.js"
@@ -76,6 +78,13 @@ export interface TokenManagerOptions {
    * is claimed by one of them per cycle. It starts when the manager is created and stops with `dispose()`.
    */
   readonly background?: boolean | BackgroundOptions | undefined
+  /**
+   * Spans and metrics through the OpenTelemetry SDK the application registered globally (`NodeSDK.start()`, or a
+   * TracerProvider / MeterProvider registered with `@opentelemetry/api`), with the caller's active span as the parent
+   * of `renew.refresh`. No SDK is started and `@opentelemetry/api` is not even loaded while none is registered.
+   * Default `true`; `false` records nothing through OpenTelemetry.
+   */
+  readonly telemetry?: boolean | undefined
 }
 
 /**
@@ -303,7 +312,9 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
       serverErrorPause: seconds(background.serverErrorPauseSeconds),
       maxRetryAfter: seconds(background.maxRetryAfterSeconds)
     }).pipe(Layer.provideMerge(engineLayer))
-  const runtime = ManagedRuntime.make(layer)
+  const telemetry = options.telemetry !== false
+  // Provided (not merged) so the tracer is set before the engine and its background fibers start.
+  const runtime = ManagedRuntime.make(telemetry ? Layer.provide(layer, OpenTelemetry.layerGlobal) : layer)
   if (background !== undefined) {
     // The scheduler runs without any caller: build the engine now. A failure (the store unreachable, a store without a
     // due index) is logged here, and every call rejects with it.
@@ -320,11 +331,14 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   let disposed = false
   const run = <A>(f: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, unknown>): Promise<A> => {
     if (disposed) return Promise.reject(new Errors.EngineClosed())
-    return runtime.runPromiseExit(Effect.flatMap(Refresher.Refresher, (resolved) => {
+    const call = Effect.flatMap(Refresher.Refresher, (resolved) => {
       // A call that started before dispose() must not bring the engine back.
       if (!disposed) engine = resolved
       return f(resolved)
-    })).then((exit) =>
+    })
+    // The caller's active OpenTelemetry span, read now (the runtime runs the call on its own schedule).
+    const parent = telemetry ? OtelGlobal.callerSpan() : undefined
+    return runtime.runPromiseExit(parent === undefined ? call : Effect.withParentSpan(call, parent)).then((exit) =>
       Exit.isSuccess(exit)
         ? exit.value
         // A rejection is always a tagged error: an interruption can only come from shutting down.
@@ -337,8 +351,9 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     getAccessToken: (key) => {
       const hit = engine?.unsafeCachedAccessToken(key)
       if (hit !== undefined) return Promise.resolve(Redacted.value(hit))
-      // Callers arriving while a token is being fetched share one promise instead of starting a fiber each.
-      let pending = inFlight.get(key)
+      // Callers arriving while a token is being fetched share one promise instead of starting a fiber each; traced,
+      // each caller joins the engine's flight, which counts it in `renew.single_flight.waiters`.
+      let pending = telemetry && OtelGlobal.tracingApi() !== undefined ? undefined : inFlight.get(key)
       if (pending === undefined) {
         pending = run((engine) => Effect.map(engine.getAccessToken(key), Redacted.value)).finally(() =>
           inFlight.delete(key)

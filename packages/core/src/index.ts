@@ -3,6 +3,7 @@
  */
 export * as BearerClient from "./BearerClient.js"
 export * as FailureRateMonitor from "./FailureRateMonitor.js"
+export * as OpenTelemetry from "./OpenTelemetry.js"
 export * as RefreshError from "./RefreshError.js"
 export * as RefreshEvents from "./RefreshEvents.js"
 export * as Refresher from "./Refresher.js"

@@ -1,0 +1,149 @@
+/**
+ * Renew's spans and metrics through the OpenTelemetry API (`@opentelemetry/api`, an optional peer dependency), for an
+ * application that runs the OpenTelemetry SDK itself. The Promise facade uses `layerGlobal` unless created with
+ * `telemetry: false`; `@renew/opentelemetry` uses `layerTracer` and `layerMetrics` with the SDK it starts.
+ *
+ * What is recorded follows OpenTelemetry's conventions: instrumentation scope `@renew/core` with the package version;
+ * one CLIENT span per HTTP request with the HTTP semantic-convention attributes; status UNSET on success, ERROR with
+ * `error.type` on failure; exception events without deployment paths; metric durations in seconds with their unit.
+ *
+ * @since 0.2.0
+ */
+import type * as OtelApi from "@opentelemetry/api"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+// The modules that define Renew's metrics, so `metricNames` lists them all.
+import "./FailureRateMonitor.js"
+import * as MetricBridge from "./internal/metricBridge.js"
+import * as OtelGlobal from "./internal/otelGlobal.js"
+import * as OtelTracer from "./internal/otelTracer.js"
+import { SCOPE_NAME, VERSION } from "./internal/version.js"
+import "./Telemetry.js"
+
+/**
+ * The instrumentation scope of Renew's spans and metrics.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const scope: { readonly name: string; readonly version: string } = { name: SCOPE_NAME, version: VERSION }
+
+/**
+ * The names of Renew's metrics (`renew.refreshes`, `renew.refresh.attempt.duration`, …), as recorded into an
+ * OpenTelemetry meter.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const metricNames: ReadonlySet<string> = new Set(MetricBridge.registry.keys())
+
+/** Renew's own spans; the scope of any other span is the caller's choice. */
+const isRenewSpan = (name: string): boolean => name.startsWith("renew.")
+
+/**
+ * Records Effect spans through `provider`: Renew's (`renew.*`) under the `@renew/core` scope, any other span (the
+ * application's own `Effect.withSpan`) under `otherSpans` (default: the `effect` scope).
+ *
+ * @example
+ * ```ts
+ * import * as OtelApi from "@opentelemetry/api"
+ * import { OpenTelemetry } from "@renew/core"
+ *
+ * const Tracing = OpenTelemetry.layerTracer(OtelApi, provider)
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerTracer = (
+  api: typeof OtelApi,
+  provider: OtelApi.TracerProvider,
+  options?: { readonly otherSpans?: OtelApi.Tracer | undefined }
+): Layer.Layer<never> => {
+  const renew = { api, tracer: provider.getTracer(SCOPE_NAME, VERSION) }
+  const other = { api, tracer: options?.otherSpans ?? provider.getTracer("effect") }
+  return Layer.unwrapEffect(Effect.map(
+    Effect.tracer,
+    (fallback) => Layer.setTracer(OtelTracer.make((name) => (isRenewSpan(name) ? renew : other), fallback))
+  ))
+}
+
+/**
+ * Records Renew's metrics into `meter` while the layer lives (they stay Effect metrics as well). Obtain the meter with
+ * `meterProvider.getMeter(OpenTelemetry.scope.name, OpenTelemetry.scope.version)`.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerMetrics = (meter: OtelApi.Meter): Layer.Layer<never> =>
+  Layer.scopedDiscard(Effect.acquireRelease(
+    Effect.sync(() => MetricBridge.addMeterSource(() => meter)),
+    (remove) => Effect.sync(remove)
+  ))
+
+type Resolved = { readonly api: OtelGlobal.Api; readonly tracer: OtelApi.Tracer }
+
+/** Global tracers by scope, obtained again when the registered provider changes. */
+const globalTracers = (): (name: string) => Resolved | undefined => {
+  let provider: unknown
+  let renew: Resolved | undefined
+  let other: Resolved | undefined
+  return (name) => {
+    const registered = OtelGlobal.registered()?.trace
+    if (registered === undefined) return undefined
+    if (registered !== provider) {
+      const api = OtelGlobal.loadApi()
+      if (api === undefined) return undefined
+      provider = registered
+      renew = { api, tracer: api.trace.getTracer(SCOPE_NAME, VERSION) }
+      other = { api, tracer: api.trace.getTracer("effect") }
+    }
+    return isRenewSpan(name) ? renew : other
+  }
+}
+
+const globalMeter = (): () => OtelApi.Meter | undefined => {
+  let provider: unknown
+  let meter: OtelApi.Meter | undefined
+  return () => {
+    const registered = OtelGlobal.registered()?.metrics
+    if (registered === undefined) return undefined
+    if (registered !== provider) {
+      const api = OtelGlobal.loadApi()
+      if (api === undefined) return undefined
+      provider = registered
+      meter = api.metrics.getMeter(SCOPE_NAME, VERSION)
+    }
+    return meter
+  }
+}
+
+/**
+ * Spans and metrics through the global TracerProvider and MeterProvider the application registered with
+ * `@opentelemetry/api` (what the OpenTelemetry Node SDK's `start()` does). Starts no SDK, and does nothing — not even
+ * loading `@opentelemetry/api` — while none is registered: spans stay Effect's own until a provider appears, and
+ * metrics stay Effect metrics. Checked at each span and each metric update, so an SDK started after this layer is
+ * picked up.
+ *
+ * @example
+ * ```ts
+ * import { NodeSDK } from "@opentelemetry/sdk-node"
+ * import { OpenTelemetry } from "@renew/core"
+ *
+ * new NodeSDK({ traceExporter, metricReader }).start()
+ * program.pipe(Effect.provide(Engine), Effect.provide(OpenTelemetry.layerGlobal))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerGlobal: Layer.Layer<never> = Layer.mergeAll(
+  Layer.unwrapEffect(Effect.map(
+    Effect.tracer,
+    (fallback) => Layer.setTracer(OtelTracer.make(globalTracers(), fallback))
+  )),
+  Layer.scopedDiscard(Effect.acquireRelease(
+    Effect.sync(() => MetricBridge.addMeterSource(globalMeter())),
+    (remove) => Effect.sync(remove)
+  ))
+)
