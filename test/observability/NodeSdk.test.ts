@@ -157,6 +157,24 @@ describe("the Promise facade with the OpenTelemetry Node SDK", () => {
     assert.deepStrictEqual(attempts.map((a) => a.status.code), [OtelApi.SpanStatusCode.ERROR, OtelApi.SpanStatusCode.UNSET])
   })
 
+  it("a refresh-ahead refresh a request starts runs in the background, under that request's span", async () => {
+    const { endpoint, get, tokens } = await service({ minValiditySeconds: 0 })
+    // A 3 s lifetime: past its prefetch point (half the lifetime) after 1.5 s, stale at expiry. In between, a call is
+    // answered at once with the current token and starts the refresh in the background.
+    await tokens.setGrant(KEY, { accessToken: "at_current", refreshToken: endpoint.mintRefreshToken(), expiresIn: 4 })
+    await new Promise((resolve) => setTimeout(resolve, 1_900))
+    assert.deepStrictEqual(await get("/orders"), { status: 200, body: "stale" })
+    const deadline = Date.now() + 30_000
+    while (named("renew.refresh").length === 0) {
+      assert.isBelow(Date.now(), deadline, `the background refresh ends within 30 s (${endpoint.refreshRequests} requests; ${spans.getFinishedSpans().map((s) => s.name).join()})`)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    const refresh = only("renew.refresh")
+    assert.strictEqual(refresh.attributes["renew.trigger"], "prefetch")
+    assert.strictEqual(parentOf(refresh), only("GET /orders").spanContext().spanId)
+    assert.strictEqual(refresh.spanContext().traceId, only("GET /orders").spanContext().traceId)
+  })
+
   it("callers that join a refresh in flight are counted on it, not linked", async () => {
     const { endpoint, get, tokens } = await service()
     await tokens.setGrant(KEY, { accessToken: "at_old", refreshToken: endpoint.mintRefreshToken(), expiresIn: 0 })

@@ -313,6 +313,8 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
       maxRetryAfter: seconds(background.maxRetryAfterSeconds)
     }).pipe(Layer.provideMerge(engineLayer))
   const telemetry = options.telemetry !== false
+  // A background refresh a hit starts (refresh-ahead) is traced under the caller's span too.
+  const prefetchParent = telemetry ? OtelGlobal.callerSpan : undefined
   // Provided (not merged) so the tracer is set before the engine and its background fibers start.
   const runtime = ManagedRuntime.make(telemetry ? Layer.provide(layer, OpenTelemetry.layerGlobal) : layer)
   if (background !== undefined) {
@@ -349,7 +351,7 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   const manager: TokenManager = {
     setGrant: (key, grant) => run((engine) => Effect.asVoid(engine.setGrant(key, grant))),
     getAccessToken: (key) => {
-      const hit = engine?.unsafeCachedAccessToken(key)
+      const hit = engine?.unsafeCachedAccessToken(key, prefetchParent)
       if (hit !== undefined) return Promise.resolve(Redacted.value(hit))
       // Callers arriving while a token is being fetched share one promise instead of starting a fiber each; traced,
       // each caller joins the engine's flight, which counts it in `renew.single_flight.waiters`.
