@@ -73,9 +73,10 @@ const service = async (options: Partial<TokenManager.TokenManagerOptions> = {}) 
   const tracer = OtelApi.trace.getTracer("orders-api")
   const server: Server = createServer((req, res) => {
     tracer.startActiveSpan(`GET ${req.url}`, { kind: OtelApi.SpanKind.SERVER }, (span) => {
-      tokens.getAccessToken(KEY).then(
+      const user = new URL(req.url ?? "/", "http://localhost").searchParams.get("user")
+      tokens.getAccessToken(user ?? KEY).then(
         (token) => {
-          res.end(token === endpoint.lastIssued()?.accessToken ? "fresh" : "stale")
+          res.end(token === "at_old" || token === "at_current" ? "stale" : "fresh")
           span.end()
         },
         (error: { readonly _tag?: string }) => {
@@ -155,6 +156,26 @@ describe("the Promise facade with the OpenTelemetry Node SDK", () => {
     assert.deepStrictEqual(attempts.map((a) => a.attributes["http.response.status_code"]), [503, 200])
     assert.deepStrictEqual(attempts.map((a) => a.attributes["error.type"]), ["ServerError", undefined])
     assert.deepStrictEqual(attempts.map((a) => a.status.code), [OtelApi.SpanStatusCode.ERROR, OtelApi.SpanStatusCode.UNSET])
+  })
+
+  it("concurrent requests: each refresh is the child of the request that started it", async () => {
+    const { endpoint, get, tokens } = await service()
+    const users = Array.from({ length: 16 }, (_, i) => `user:${i}`)
+    for (const user of users) {
+      await tokens.setGrant(user, { accessToken: "at_old", refreshToken: endpoint.mintRefreshToken(), expiresIn: 0 })
+    }
+    const responses = await Promise.all(users.map((user) => get(`/orders?user=${encodeURIComponent(user)}`)))
+    assert.deepStrictEqual(new Set(responses.map((r) => `${r.status} ${r.body}`)), new Set(["200 fresh"]))
+    assert.strictEqual(endpoint.refreshRequests, users.length)
+    const requests = spans.getFinishedSpans().filter((span) => span.name.startsWith("GET /orders?user="))
+    const refreshes = named("renew.refresh")
+    assert.strictEqual(requests.length, users.length)
+    assert.strictEqual(refreshes.length, users.length)
+    for (const request of requests) {
+      const children = refreshes.filter((refresh) => parentOf(refresh) === request.spanContext().spanId)
+      assert.strictEqual(children.length, 1, `${request.name}: one renew.refresh child`)
+      assert.strictEqual(children[0]!.spanContext().traceId, request.spanContext().traceId)
+    }
   })
 
   it("a refresh-ahead refresh a request starts runs in the background, under that request's span", async () => {

@@ -15,7 +15,7 @@ import * as Layer from "effect/Layer"
 // The modules that define Renew's metrics, so `metricNames` lists them all.
 import "./FailureRateMonitor.js"
 import * as MetricBridge from "./internal/metricBridge.js"
-import * as OtelGlobal from "./internal/otelGlobal.js"
+import * as OtelLayer from "./internal/otelLayer.js"
 import * as OtelTracer from "./internal/otelTracer.js"
 import { SCOPE_NAME, VERSION } from "./internal/version.js"
 import "./Telemetry.js"
@@ -37,8 +37,6 @@ export const scope: { readonly name: string; readonly version: string } = { name
  */
 export const metricNames: ReadonlySet<string> = new Set(MetricBridge.registry.keys())
 
-/** Renew's own spans; the scope of any other span is the caller's choice. */
-const isRenewSpan = (name: string): boolean => name.startsWith("renew.")
 
 /**
  * Records Effect spans through `provider`: Renew's (`renew.*`) under the `@renew/core` scope, any other span (the
@@ -64,7 +62,10 @@ export const layerTracer = (
   const other = { api, tracer: options?.otherSpans ?? provider.getTracer("effect") }
   return Layer.unwrapEffect(Effect.map(
     Effect.tracer,
-    (fallback) => Layer.setTracer(OtelTracer.make((name) => (isRenewSpan(name) ? renew : other), fallback))
+    (fallback) =>
+      Layer.setTracer(
+        OtelTracer.make((name) => (OtelLayer.isRenewSpan(name) ? renew : other), fallback, { activeContextAsParent: true })
+      )
   ))
 }
 
@@ -80,43 +81,6 @@ export const layerMetrics = (meter: OtelApi.Meter): Layer.Layer<never> =>
     Effect.sync(() => MetricBridge.addMeterSource(() => meter)),
     (remove) => Effect.sync(remove)
   ))
-
-type Resolved = { readonly api: OtelGlobal.Api; readonly tracer: OtelApi.Tracer }
-
-/** Global tracers by scope, obtained again when the registered provider changes. */
-const globalTracers = (): (name: string) => Resolved | undefined => {
-  let provider: unknown
-  let renew: Resolved | undefined
-  let other: Resolved | undefined
-  return (name) => {
-    const registered = OtelGlobal.registered()?.trace
-    if (registered === undefined) return undefined
-    if (registered !== provider) {
-      const api = OtelGlobal.loadApi()
-      if (api === undefined) return undefined
-      provider = registered
-      renew = { api, tracer: api.trace.getTracer(SCOPE_NAME, VERSION) }
-      other = { api, tracer: api.trace.getTracer("effect") }
-    }
-    return isRenewSpan(name) ? renew : other
-  }
-}
-
-const globalMeter = (): () => OtelApi.Meter | undefined => {
-  let provider: unknown
-  let meter: OtelApi.Meter | undefined
-  return () => {
-    const registered = OtelGlobal.registered()?.metrics
-    if (registered === undefined) return undefined
-    if (registered !== provider) {
-      const api = OtelGlobal.loadApi()
-      if (api === undefined) return undefined
-      provider = registered
-      meter = api.metrics.getMeter(SCOPE_NAME, VERSION)
-    }
-    return meter
-  }
-}
 
 /**
  * Spans and metrics through the global TracerProvider and MeterProvider the application registered with
@@ -137,13 +101,4 @@ const globalMeter = (): () => OtelApi.Meter | undefined => {
  * @since 0.2.0
  * @category layers
  */
-export const layerGlobal: Layer.Layer<never> = Layer.mergeAll(
-  Layer.unwrapEffect(Effect.map(
-    Effect.tracer,
-    (fallback) => Layer.setTracer(OtelTracer.make(globalTracers(), fallback))
-  )),
-  Layer.scopedDiscard(Effect.acquireRelease(
-    Effect.sync(() => MetricBridge.addMeterSource(globalMeter())),
-    (remove) => Effect.sync(remove)
-  ))
-)
+export const layerGlobal: Layer.Layer<never> = OtelLayer.global({ activeContextAsParent: true })

@@ -20,7 +20,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
 import * as ManagerEvents from "./internal/managerEvents.js"
 import * as OtelGlobal from "./internal/otelGlobal.js"
-import * as OpenTelemetry from "./OpenTelemetry.js"
+import * as OtelLayer from "./internal/otelLayer.js"
 import * as Errors from "./RefreshError.js"
 import * as RefreshEvents from "./RefreshEvents.js"
 import * as Refresher from "./Refresher.js"
@@ -315,8 +315,11 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   const telemetry = options.telemetry !== false
   // A background refresh a hit starts (refresh-ahead) is traced under the caller's span too.
   const prefetchParent = telemetry ? OtelGlobal.callerSpan : undefined
-  // Provided (not merged) so the tracer is set before the engine and its background fibers start.
-  const runtime = ManagedRuntime.make(telemetry ? Layer.provide(layer, OpenTelemetry.layerGlobal) : layer)
+  // Provided (not merged) so the tracer is set before the engine and its background fibers start. Each call passes its
+  // caller's span explicitly (below).
+  const runtime = ManagedRuntime.make(
+    telemetry ? Layer.provide(layer, OtelLayer.global({ activeContextAsParent: false })) : layer
+  )
   if (background !== undefined) {
     // The scheduler runs without any caller: build the engine now. A failure (the store unreachable, a store without a
     // due index) is logged here, and every call rejects with it.

@@ -118,13 +118,14 @@ class BridgeSpan implements Tracer.Span {
     readonly links: Array<Tracer.SpanLink>,
     startTime: bigint,
     readonly kind: Tracer.SpanKind,
-    options: Tracer.SpanOptions | undefined
+    options: Tracer.SpanOptions | undefined,
+    activeContextAsParent: boolean
   ) {
     let parentContext: OtelApi.Context
     if (Option.isSome(parent)) {
       this.parent = parent
       parentContext = contextOfParent(api, parent.value)
-    } else if (options?.root === true) {
+    } else if (options?.root === true || !activeContextAsParent) {
       this.parent = Option.none()
       parentContext = api.trace.deleteSpan(api.context.active())
     } else {
@@ -204,19 +205,38 @@ const linkOf = (link: Tracer.SpanLink): OtelApi.Link => {
  * An Effect tracer over OpenTelemetry tracers: spans `tracerFor` gives a tracer for are recorded through it, the
  * others through `fallback` (Effect's own tracer while no provider is registered).
  *
+ * With `activeContextAsParent`, a span without an Effect parent is the child of the active OpenTelemetry span, as for
+ * Effect code run from an OpenTelemetry-instrumented handler. The Promise facade turns it off and passes each caller's
+ * span explicitly: a fiber resumes on Effect's scheduler, whose turn may run in another request's async context.
+ *
  * @internal
  */
-export const make = (tracerFor: TracerFor, fallback: Tracer.Tracer): Tracer.Tracer => {
+export const make = (
+  tracerFor: TracerFor,
+  fallback: Tracer.Tracer,
+  options: { readonly activeContextAsParent: boolean }
+): Tracer.Tracer => {
   // Making the current span the active OpenTelemetry context costs a Context per fiber step: only worth it when a
   // context manager is registered (without one, the API drops the context anyway). Checked again at each span start.
   const contextManager = () => registered()?.context !== undefined
   let propagate = contextManager()
   return Tracer.make({
-    span(name, parent, context, links, startTime, kind, options) {
+    span(name, parent, context, links, startTime, kind, spanOptions) {
       const resolved = tracerFor(name)
-      if (resolved === undefined) return fallback.span(name, parent, context, links, startTime, kind, options)
+      if (resolved === undefined) return fallback.span(name, parent, context, links, startTime, kind, spanOptions)
       propagate = contextManager()
-      return new BridgeSpan(resolved.api, resolved.tracer, name, parent, context, links.slice(), startTime, kind, options)
+      return new BridgeSpan(
+        resolved.api,
+        resolved.tracer,
+        name,
+        parent,
+        context,
+        links.slice(),
+        startTime,
+        kind,
+        spanOptions,
+        options.activeContextAsParent
+      )
     },
     context(execution, fiber) {
       const current = fiber.currentSpan
