@@ -254,7 +254,7 @@ export const make = (
         links: trigger._tag === "scheduled" ? trigger.links : [],
         attempts,
         outcome,
-        waiters: () => shared.waiters
+        waiters: () => SingleFlight.waitersOf(shared)
       })
     }
 

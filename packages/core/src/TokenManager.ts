@@ -21,6 +21,7 @@ import type * as Schedule from "effect/Schedule"
 import * as ManagerEvents from "./internal/managerEvents.js"
 import * as OtelGlobal from "./internal/otelGlobal.js"
 import * as OtelLayer from "./internal/otelLayer.js"
+import * as SingleFlight from "./internal/singleFlight.js"
 import * as Errors from "./RefreshError.js"
 import * as RefreshEvents from "./RefreshEvents.js"
 import * as Refresher from "./Refresher.js"
@@ -331,7 +332,7 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   }
   // Resolved on first use; afterwards the cached path never enters the runtime.
   let engine: Refresher.Refresher["Type"] | undefined
-  const inFlight = new Map<string, Promise<string>>()
+  const inFlight = new Map<string, { readonly promise: Promise<string>; readonly sharers: { count: number } }>()
 
   let disposed = false
   const run = <A>(f: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, unknown>): Promise<A> => {
@@ -356,16 +357,19 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     getAccessToken: (key) => {
       const hit = engine?.unsafeCachedAccessToken(key, prefetchParent)
       if (hit !== undefined) return Promise.resolve(Redacted.value(hit))
-      // Callers arriving while a token is being fetched share one promise instead of starting a fiber each; traced,
-      // each caller joins the engine's flight, which counts it in `renew.single_flight.waiters`.
-      let pending = telemetry && OtelGlobal.tracingApi() !== undefined ? undefined : inFlight.get(key)
-      if (pending === undefined) {
-        pending = run((engine) => Effect.map(engine.getAccessToken(key), Redacted.value)).finally(() =>
-          inFlight.delete(key)
-        )
-        inFlight.set(key, pending)
+      // Callers arriving while a token is being fetched share one promise instead of starting a fiber each; the flight
+      // counts them in `renew.single_flight.waiters`.
+      const pending = inFlight.get(key)
+      if (pending !== undefined) {
+        pending.sharers.count++
+        return pending.promise
       }
-      return pending
+      const sharers = { count: 0 }
+      const promise = run((engine) =>
+        Effect.map(Effect.locally(engine.getAccessToken(key), SingleFlight.sharedBy, sharers), Redacted.value)
+      ).finally(() => inFlight.delete(key))
+      inFlight.set(key, { promise, sharers })
+      return promise
     },
     refresh: (key) => run((engine) => Effect.asVoid(engine.refresh(key))),
     removeGrant: (key) => run((engine) => engine.removeGrant(key)),
