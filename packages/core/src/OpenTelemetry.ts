@@ -12,13 +12,10 @@
 import type * as OtelApi from "@opentelemetry/api"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-// The modules that define Renew's metrics, so `metricNames` lists them all.
-import "./FailureRateMonitor.js"
 import * as MetricBridge from "./internal/metricBridge.js"
 import * as OtelLayer from "./internal/otelLayer.js"
 import * as OtelTracer from "./internal/otelTracer.js"
 import { SCOPE_NAME, VERSION } from "./internal/version.js"
-import "./Telemetry.js"
 
 /**
  * The instrumentation scope of Renew's spans and metrics.
@@ -30,12 +27,12 @@ export const scope: { readonly name: string; readonly version: string } = { name
 
 /**
  * The names of Renew's metrics (`renew.refreshes`, `renew.refresh.attempt.duration`, …), as recorded into an
- * OpenTelemetry meter.
+ * OpenTelemetry meter. A live set: each name is in it from when the module defining the metric is loaded.
  *
  * @since 0.2.0
  * @category models
  */
-export const metricNames: ReadonlySet<string> = new Set(MetricBridge.registry.keys())
+export const metricNames: ReadonlySet<string> = MetricBridge.names
 
 
 /**
@@ -91,10 +88,9 @@ export const layerMetrics = (meter: OtelApi.Meter): Layer.Layer<never> =>
  *
  * @example
  * ```ts
- * import { NodeSDK } from "@opentelemetry/sdk-node"
  * import { OpenTelemetry } from "@renew/core"
  *
- * new NodeSDK({ traceExporter, metricReader }).start()
+ * // After the application's `new NodeSDK({ … }).start()` (@opentelemetry/sdk-node):
  * program.pipe(Effect.provide(Engine), Effect.provide(OpenTelemetry.layerGlobal))
  * ```
  *

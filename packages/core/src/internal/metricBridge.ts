@@ -25,8 +25,8 @@ interface Registered extends Descriptor {
   readonly boundaries?: ReadonlyArray<number> | undefined
 }
 
-/** Every bridged metric by name: the `@renew/core` instruments. @internal */
-export const registry = new Map<string, Registered>()
+/** The names of every bridged metric defined so far. @internal */
+export const names = new Set<string>()
 
 /** Gives the meter to record into now, or `undefined` (e.g. no global MeterProvider registered yet). */
 type MeterSource = () => OtelApi.Meter | undefined
@@ -93,7 +93,7 @@ const bridge = <Type, In, Out>(
   registered: Registered,
   absolute: (tags: ReadonlyArray<MetricLabel.MetricLabel>) => number | undefined
 ): Metric.Metric<Type, In, Out> => {
-  registry.set(registered.name, registered)
+  names.add(registered.name)
   return Metric.make(
     metric.keyType,
     (input, tags) => {
