@@ -8,8 +8,8 @@
  *   slices of 50k alternating off/on (ABBA) so that both sides see the same machine; ns/op. No span is made on this
  *   path. Target: ≤ +5 %. Also shown, without a target: the same loop inside a caller's span.
  * - Refresh path: 300 sequential forced refreshes (`refresher.refresh`, cooldown 0) against the loopback token endpoint
- *   answering at once; ms/op; two warm-up rounds. Each refresh makes 4 spans (renew.refresh, renew.lock.wait, renew.refresh.attempt,
- *   http.client POST), exported while the run goes on. Target: ≤ +10 %. A third side, "on → sink", exports the same
+ *   answering at once; ms/op; two warm-up rounds. Each refresh makes 3 spans (renew.refresh, renew.lock.wait,
+ *   renew.refresh.attempt; the platform's http.client span is not recorded since 0.2), exported while the run goes on. Target: ≤ +10 %. A third side, "on → sink", exports the same
  *   way to a loopback server that discards the body: the difference to "on" is what the receiver's decoding (in this
  *   process, on this event loop) costs, which a real collector in another process would not.
  * - Herd: 10,000 fibers on an expired grant, endpoint latency 50 ms, as in herd.ts; p50 / p99 of latency - 50 ms, the

@@ -904,14 +904,16 @@ describe("no secrets in telemetry or errors", () => {
     assert.include(lines, "renew: refresh failed with InvalidClient")
     assert.include(lines, "renew: refresh failed with InvalidScope")
     const names = new Set(captured.spans.map((span) => span.name))
-    for (const name of ["renew.refresh", "renew.refresh.attempt", "renew.lock.wait", "renew.introspect", "http.client POST", "http.client GET"]) {
+    for (const name of ["renew.refresh", "renew.refresh.attempt", "renew.lock.wait", "renew.introspect", "http.client GET"]) {
       assert.isTrue(names.has(name), `span ${name} captured`)
     }
+    // Token and introspection requests are one CLIENT span each (Renew's); the HTTP client's own is not recorded.
+    assert.isFalse(names.has("http.client POST"), "no second CLIENT span for a token request")
     const authorizationHeaders = captured.spans.flatMap((span) => {
       const value = span.attributes.get("http.request.header.authorization")
       return value === undefined ? [] : [String(value)]
     })
-    assert.isAtLeast(authorizationHeaders.length, 50, "Basic and Bearer authorization headers were seen by the tracer")
+    assert.isAtLeast(authorizationHeaders.length, 1, "Bearer authorization headers (resource-server calls) were seen by the tracer")
     assert.deepStrictEqual([...new Set(authorizationHeaders)], ["<redacted>"])
     assert.isTrue(
       captured.spans.some((span) => span.attributes.get("oauth.error") === "invalid_grant"),

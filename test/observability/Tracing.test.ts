@@ -9,6 +9,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Refresher, RefreshScheduler, Telemetry, TokenEndpoint, TokenStore } from "@renew/core"
 import { Otel } from "@renew/opentelemetry"
 import { ConfigProvider, Deferred, Effect, Either, Exit, Fiber, FiberStatus, Layer, Metric, Option, Redacted } from "effect"
+import * as Fs from "node:fs"
 import { vi } from "vitest"
 import { main as jaegerExample } from "../../packages/opentelemetry/examples/jaeger.js"
 import { Engine } from "@renew/store-testkit"
@@ -23,6 +24,7 @@ const KEY = "user:alice@example.com"
 const KEY_LABEL = Telemetry.grantKeyHasher(Redacted.make(CLIENT_SECRET))(KEY)
 const FAST_RETRY = { initialDelay: "10 millis", jitter: false } as const
 const SERVICE = "renew-test"
+const CORE_VERSION: string = JSON.parse(Fs.readFileSync(new URL("../../packages/core/package.json", import.meta.url), "utf8")).version
 
 const receiverScoped = Effect.acquireRelease(
   Effect.promise(() => startOtlpReceiver()),
@@ -99,7 +101,7 @@ const spanStrings = (span: ReceivedSpan): Array<string> => [
 
 describe("tracing", () => {
   for (const protocol of ["http/protobuf", "http/json"] as const) {
-    it.scopedLive(`a refresh failing 503, 503 then succeeding is one trace with three attempts (${protocol})`, () =>
+    it.scopedLive(`a refresh failing 503, 503 then succeeding is one trace with one CLIENT span per attempt (${protocol})`, () =>
       Effect.gen(function*() {
         const receiver = yield* receiverScoped
         const endpoint = yield* scriptedEndpoint()
@@ -124,17 +126,21 @@ describe("tracing", () => {
         // One trace, and exactly these spans in it.
         assert.isTrue(spans.every((s) => /^[0-9a-f]{32}$/.test(s.traceId) && /^[0-9a-f]{16}$/.test(s.spanId)))
         assert.strictEqual(new Set(spans.map((s) => s.traceId)).size, 1, "every span shares one trace id")
+        // Exactly one CLIENT span per HTTP attempt: the HTTP client's own span is not recorded.
         assert.deepStrictEqual(countNames(spans), {
           "renew.refresh": 1,
           "renew.lock.wait": 1,
-          "renew.refresh.attempt": 3,
-          "http.client POST": 3
+          "renew.refresh.attempt": 3
         })
+        assert.strictEqual(spans.filter((s) => s.kind === 3).length, 3, "three CLIENT spans")
         assert.isTrue(spans.every((s) => s.serviceName === SERVICE))
+        // The instrumentation scope is the library, not the service.
+        assert.isTrue(spans.every((s) => s.scope.name === "@renew/core" && s.scope.version === CORE_VERSION))
 
         const refresh = only(spans, Telemetry.SpanNames.refresh)
         assert.isUndefined(refresh.parentSpanId, "the refresh is the root here (no caller span)")
-        assert.strictEqual(refresh.status.code, 1, "OK")
+        assert.strictEqual(refresh.status.code, 0, "a successful span stays UNSET")
+        assert.strictEqual(only(spans, Telemetry.SpanNames.lockWait).status.code, 0)
         assert.strictEqual(refresh.attributes["renew.grant.key_hash"], KEY_LABEL)
         assert.strictEqual(refresh.attributes["oauth.client_id"], CLIENT_ID)
         assert.strictEqual(refresh.attributes["server.address"], "127.0.0.1")
@@ -152,28 +158,30 @@ describe("tracing", () => {
         assert.deepStrictEqual(attempts.map((a) => a.attributes["renew.attempt"]), [1, 2, 3])
         assert.deepStrictEqual(attempts.map((a) => a.attributes["http.response.status_code"]), [503, 503, 200])
         assert.deepStrictEqual(attempts.map((a) => a.attributes["error.type"]), ["ServerError", "ServerError", undefined])
-        assert.deepStrictEqual(attempts.map((a) => a.status.code), [2, 2, 1], "ERROR, ERROR, OK")
+        assert.deepStrictEqual(attempts.map((a) => a.status.code), [2, 2, 0], "ERROR, ERROR, UNSET")
         assert.deepStrictEqual(attempts.map((a) => a.kind), [3, 3, 3], "client spans")
+        const port = Number(new URL(endpoint.url).port)
         for (const attempt of attempts) {
+          // OpenTelemetry HTTP client conventions: the host alone, the port apart, the full URL.
+          assert.strictEqual(attempt.attributes["http.request.method"], "POST")
           assert.strictEqual(attempt.attributes["server.address"], "127.0.0.1")
+          assert.strictEqual(attempt.attributes["server.port"], port)
+          assert.strictEqual(attempt.attributes["url.full"], endpoint.url)
           assert.strictEqual(attempt.attributes["oauth.client_id"], CLIENT_ID)
         }
+        // A failed attempt: ERROR, the error's message, one exception event with its type and no stack.
+        for (const failed of attempts.slice(0, 2)) {
+          assert.include(failed.status.message ?? "", "503")
+          const exceptions = failed.events.filter((e) => e.name === "exception")
+          assert.strictEqual(exceptions.length, 1)
+          assert.strictEqual(exceptions[0]!.attributes["exception.type"], "ServerError")
+          assert.isUndefined(exceptions[0]!.attributes["exception.stacktrace"])
+        }
+        assert.deepStrictEqual(attempts[2]!.events, [])
         // The backoff really happened between attempts (10 ms, then 20 ms; a little slack for timer rounding).
         const gap = (i: number) => Number(BigInt(attempts[i + 1]!.startTimeUnixNano) - BigInt(attempts[i]!.endTimeUnixNano)) / 1e6
         assert.isAtLeast(gap(0), 8)
         assert.isAtLeast(gap(1), 18)
-
-        // The platform's HTTP client span sits under each attempt.
-        const http = named(spans, "http.client POST")
-        assert.deepStrictEqual(
-          http.map((h) => h.parentSpanId).sort(),
-          attempts.map((a) => a.spanId).sort(),
-          "one http.client span per attempt"
-        )
-        for (const h of http) {
-          const parent = attempts.find((a) => a.spanId === h.parentSpanId)!
-          assert.strictEqual(h.attributes["http.response.status_code"], parent.attributes["http.response.status_code"])
-        }
 
         // Two retries recorded on the refresh span, with the delay the policy chose.
         const retries = refresh.events.filter((e) => e.name === Telemetry.Events.retry)
@@ -200,12 +208,12 @@ describe("tracing", () => {
       assert.isTrue(quiet.requests.every((r) => r.headers.traceparent === undefined && r.headers.tracestate === undefined))
       // …while the spans are still exported.
       const quietSpans = yield* Effect.promise(() =>
-        receiver.waitForSpans((spans) => named(spans, "http.client POST").length === 1)
+        receiver.waitForSpans((spans) => named(spans, Telemetry.SpanNames.attempt).length === 1)
       )
       assert.strictEqual(named(quietSpans, Telemetry.SpanNames.refresh).length, 1)
       receiver.clear()
 
-      // On: W3C trace context of the HTTP client span, in the same trace as the refresh.
+      // On: W3C trace context of the attempt (the request's CLIENT span), in the same trace as the refresh.
       const loud = yield* scriptedEndpoint()
       yield* traced(
         receiver,
@@ -217,9 +225,9 @@ describe("tracing", () => {
         receiver.waitForSpans((spans) => named(spans, Telemetry.SpanNames.refresh).length === 1)
       )
       const refreshSpan = only(spans, Telemetry.SpanNames.refresh)
-      const httpSpan = only(spans, "http.client POST")
+      const attemptSpan = only(spans, Telemetry.SpanNames.attempt)
       assert.strictEqual(loud.requests.length, 1)
-      assert.strictEqual(loud.requests[0]!.headers.traceparent, `00-${refreshSpan.traceId}-${httpSpan.spanId}-01`)
+      assert.strictEqual(loud.requests[0]!.headers.traceparent, `00-${refreshSpan.traceId}-${attemptSpan.spanId}-01`)
     }))
 
   it.scopedLive("100 concurrent callers on an expired grant: one refresh span with 100 waiters", () =>
@@ -305,20 +313,11 @@ describe("scheduled refreshes", () => {
 })
 
 describe("metrics", () => {
-  it.scopedLive("refresh outcomes, retries, attempt latency and cache hits arrive with the right values", () =>
+  it.scopedLive("outcomes, retries, cache hits and second-based durations arrive with OpenTelemetry names and units", () =>
     Effect.gen(function*() {
       const receiver = yield* receiverScoped
       const endpoint = yield* scriptedEndpoint()
       endpoint.script(unavailable, unavailable)
-      // Effect metrics are process-wide and cumulative: measure from what earlier tests left.
-      const success = Metric.tagged(Telemetry.refreshes, "outcome", "success")
-      const before = {
-        success: (yield* Metric.value(success)).count,
-        retries: (yield* Metric.value(Telemetry.retries)).count,
-        attempts: (yield* Metric.value(Telemetry.attemptDuration)).count,
-        hits: (yield* Metric.value(Telemetry.cacheHits)).count,
-        lockWaits: (yield* Metric.value(Telemetry.lockWait)).count
-      }
       yield* traced(
         receiver,
         endpoint,
@@ -334,32 +333,42 @@ describe("metrics", () => {
       assert.isTrue(receiver.requests.some((r) => r.path === "/v1/metrics"))
       assert.deepStrictEqual(receiver.errors, [])
 
-      const sumOf = (name: string, attributes: Record<string, unknown> = {}) => {
+      const metricOf = (name: string, type: "sum" | "histogram", unit: string) => {
         const metric = receiver.latestMetric(name)
         assert.isDefined(metric, `${name} exported`)
-        assert.strictEqual(metric!.type, "sum")
-        const point = metric!.points.find((p) => JSON.stringify(p.attributes) === JSON.stringify(attributes))
+        assert.strictEqual(metric!.type, type, name)
+        assert.strictEqual(metric!.unit, unit, `${name}: the unit is in the unit field`)
+        assert.deepStrictEqual(metric!.scope, { name: "@renew/core", version: CORE_VERSION }, name)
+        assert.isNotEmpty(metric!.description, name)
+        return metric!
+      }
+      const sumOf = (name: string, unit: string, attributes: Record<string, unknown> = {}) => {
+        const point = metricOf(name, "sum", unit).points.find((p) =>
+          JSON.stringify(p.attributes) === JSON.stringify(attributes)
+        )
         assert.isDefined(point, `${name}${JSON.stringify(attributes)} exported`)
         return point!.value!
       }
-      const histogramCount = (name: string) => {
-        const metric = receiver.latestMetric(name)
-        assert.isDefined(metric, `${name} exported`)
-        assert.strictEqual(metric!.type, "histogram")
-        return metric!.points.reduce((n, p) => n + (p.count ?? 0), 0)
-      }
+      // Recorded while the layer lived: exactly this run.
+      assert.strictEqual(sumOf("renew.refreshes", "{refresh}", { "renew.outcome": "success" }), 1)
+      assert.strictEqual(sumOf("renew.refresh.retries", "{retry}"), 2)
+      assert.strictEqual(sumOf("renew.token.cache_hits", "{token}"), 5)
 
-      assert.strictEqual(sumOf("renew_refresh_total", { outcome: "success" }) - before.success, 1)
-      assert.strictEqual(sumOf("renew_refresh_retries_total") - before.retries, 2)
-      assert.strictEqual(histogramCount("renew_refresh_attempt_duration_ms") - before.attempts, 3)
-      assert.strictEqual(sumOf("renew_token_cache_hits_total") - before.hits, 5)
-      assert.strictEqual(histogramCount("renew_lock_wait_ms") - before.lockWaits, 1)
-      const attemptSum = receiver.latestMetric("renew_refresh_attempt_duration_ms")!.points[0]!.sum!
-      assert.isAbove(attemptSum, 0, "attempt durations are recorded in milliseconds")
-      assert.strictEqual(receiver.latestMetric("renew_refresh_total")!.serviceName, SERVICE)
+      const attempts = metricOf("renew.refresh.attempt.duration", "histogram", "s").points[0]!
+      assert.strictEqual(attempts.count, 3)
+      // Seconds: three loopback requests take more than nothing and far less than the 10 s timeout each.
+      assert.isAbove(attempts.sum!, 0)
+      assert.isBelow(attempts.sum!, 5)
+      assert.deepStrictEqual(attempts.bounds, [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+      const lockWait = metricOf("renew.lock.wait.duration", "histogram", "s").points[0]!
+      assert.strictEqual(lockWait.count, 1)
+      assert.isBelow(lockWait.sum!, 5)
+      assert.strictEqual(receiver.latestMetric("renew.refreshes")!.serviceName, SERVICE)
+      // Today's names only: none of the 0.1 names (renew_*_total, *_ms) is exported any more.
+      assert.isFalse(receiver.metrics.some((m) => m.name.startsWith("renew_")), "no 0.1 metric name")
 
       // Labels are bounded values only: no grant key (nor even its hash) on any metric.
-      for (const metric of receiver.metrics.filter((m) => m.name.startsWith("renew_"))) {
+      for (const metric of receiver.metrics.filter((m) => m.name.startsWith("renew."))) {
         for (const point of metric.points) {
           for (const [label, value] of Object.entries(point.attributes)) {
             assert.notInclude(String(value), KEY, `${metric.name}{${label}}`)
@@ -370,7 +379,28 @@ describe("metrics", () => {
       const metricsText = receiver.requests.filter((r) => r.path === "/v1/metrics")
         .map((r) => r.body.toString("latin1") + JSON.stringify(r.decoded)).join("\n")
       assert.notInclude(metricsText, KEY)
-      assert.include(metricsText, "renew_refresh_total", "the search covers the metric payloads")
+      assert.include(metricsText, "renew.refreshes", "the search covers the metric payloads")
+    }))
+
+  it.scopedLive("the application's own Effect metrics are still exported, under their own scope", () =>
+    Effect.gen(function*() {
+      const receiver = yield* receiverScoped
+      const endpoint = yield* scriptedEndpoint()
+      const own = Metric.counter("app_jobs_total", { incremental: true })
+      yield* traced(
+        receiver,
+        endpoint,
+        Effect.zipRight(Metric.increment(own), Effect.zipRight(seedExpired(endpoint, KEY), Effect.flatMap(Refresher.Refresher, (r) => r.getAccessToken(KEY)))),
+        { metrics: true }
+      )
+      const app = receiver.latestMetric("app_jobs_total")
+      assert.isDefined(app)
+      assert.notStrictEqual(app!.scope.name, "@renew/core")
+      // Renew's metrics are exported once, through the @renew/core scope only.
+      assert.deepStrictEqual(
+        [...new Set(receiver.metrics.filter((m) => m.name === "renew.refreshes").map((m) => m.scope.name))],
+        ["@renew/core"]
+      )
     }))
 })
 
@@ -446,7 +476,7 @@ describe("secrets", () => {
         // The search is over real payloads: what should be there is.
         assert.include(text, CLIENT_ID)
         assert.include(text, "InvalidGrant")
-        assert.include(text, "renew_refresh_total")
+        assert.include(text, "renew.refreshes")
         for (const secret of new Set(leaked)) {
           assert.isAtLeast(secret.length, 16)
           assert.notInclude(text, secret, "a secret reached the exporter")
@@ -528,7 +558,7 @@ describe("layerConfig", () => {
         }))
       )
       yield* Effect.promise(() => receiver.waitForSpans((spans) => named(spans, Telemetry.SpanNames.refresh).length > 0))
-      const metric = yield* Effect.promise(() => receiver.waitForMetric("renew_refresh_total"))
+      const metric = yield* Effect.promise(() => receiver.waitForMetric("renew.refreshes"))
       assert.strictEqual(metric.serviceName, "renew", "default service name")
       const types = new Set(receiver.requests.map((r) => `${r.path} ${r.contentType}`))
       assert.deepStrictEqual([...types].sort(), ["/v1/metrics application/json", "/v1/traces application/x-protobuf"])

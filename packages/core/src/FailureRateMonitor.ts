@@ -14,6 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as MetricBridge from "./internal/metricBridge.js"
 
 /**
  * @since 0.1.0
@@ -67,7 +68,9 @@ export class FailureRateMonitor extends Context.Tag("@renew/core/FailureRateMoni
  * @since 0.1.0
  * @category metrics
  */
-export const alertGauge = Metric.gauge("renew_failure_rate_alert", {
+export const alertGauge = MetricBridge.gauge({
+  name: "renew.failure_rate.alert",
+  unit: "1",
   description: "1 while the refresh failure-rate alert is raised for an OAuth client"
 })
 

@@ -153,13 +153,13 @@ export const make = (
           // Issued before this refresh began: someone had refreshed it since it came due, or it was not due at all.
           const refreshed = result.right.issuedAt >= claimedAt
           yield* Metric.increment(
-            Metric.tagged(Telemetry.schedulerRefreshes, "outcome", refreshed ? "success" : "cached")
+            Metric.tagged(Telemetry.schedulerRefreshes, Telemetry.Attributes.outcome, refreshed ? "success" : "cached")
           )
-          if (refreshed) yield* Metric.update(Telemetry.schedulerLag, Math.max(0, now - due.dueAt))
+          if (refreshed) yield* Metric.update(Telemetry.schedulerLag, Math.max(0, now - due.dueAt) / 1000)
           return refreshed ? "refreshed" as const : "alreadyFresh" as const
         }
         const error = result.left
-        yield* Metric.increment(Metric.tagged(Telemetry.schedulerRefreshes, "outcome", error._tag))
+        yield* Metric.increment(Metric.tagged(Telemetry.schedulerRefreshes, Telemetry.Attributes.outcome, error._tag))
         if (error._tag === "RateLimited" && error.retryAfterMillis !== undefined) {
           yield* pauseIssuer(
             now + Math.min(error.retryAfterMillis, maxRetryAfterMillis),
@@ -181,14 +181,17 @@ export const make = (
       const deadline = start + intervalMillis
       const counts = { claimed: 0, refreshed: 0, alreadyFresh: 0, failed: 0 }
       const report = (ended: SweepReport["ended"]): Effect.Effect<SweepReport> =>
-        Effect.as(Metric.increment(Metric.tagged(Telemetry.schedulerSweeps, "ended", ended)), { ended, ...counts })
+        Effect.as(Metric.increment(Metric.tagged(Telemetry.schedulerSweeps, Telemetry.Attributes.sweepEnded, ended)), {
+          ended,
+          ...counts
+        })
       pausedUntil = yield* scheduling.issuerPausedUntil(issuer, start)
       const backlog = yield* scheduling.backlog(start)
       yield* Metric.set(Telemetry.schedulerBacklog, backlog.due)
       yield* Metric.set(Telemetry.schedulerScheduled, backlog.scheduled)
       yield* Metric.set(
         Telemetry.schedulerOldestOverdue,
-        backlog.oldestDueAt === undefined ? 0 : Math.max(0, start - backlog.oldestDueAt)
+        backlog.oldestDueAt === undefined ? 0 : Math.max(0, start - backlog.oldestDueAt) / 1000
       )
       for (;;) {
         const now = yield* Clock.currentTimeMillis

@@ -160,8 +160,15 @@ export class Refresher extends Context.Tag("@renew/core/Refresher")<Refresher, {
     input: GrantInput
   ) => Effect.Effect<Grant, Errors.StoreError | Errors.StaleWrite | Errors.ConfigurationError>
   readonly removeGrant: (key: string) => Effect.Effect<void, Errors.StoreError>
-  /** The cached access token if it is fresh, synchronously; `undefined` otherwise. For facades with their own runtime. */
-  readonly unsafeCachedAccessToken: (key: string) => Redacted.Redacted<string> | undefined
+  /**
+   * The cached access token if it is fresh, synchronously; `undefined` otherwise. For facades with their own runtime:
+   * `prefetchParent` gives the caller's span when this call starts a background refresh (refresh-ahead), so that
+   * refresh is traced under the call that started it.
+   */
+  readonly unsafeCachedAccessToken: (
+    key: string,
+    prefetchParent?: () => Tracer.AnySpan | undefined
+  ) => Redacted.Redacted<string> | undefined
 }>() {}
 
 /**
@@ -181,10 +188,10 @@ export const make = (
     const settings = yield* RefresherSettings.resolve(options, store)
     // Hits past a grant's prefetch point hand its key to the prefetcher below (synchronously: the hit may come from
     // the facade's own runtime), which starts a background flight.
-    const prefetchRequests = yield* Queue.unbounded<string>()
+    const prefetchRequests = yield* Queue.unbounded<readonly [key: string, parent: Tracer.AnySpan | undefined]>()
     const cache = GrantCache.make(clock, {
       coarse: options.coarseClock === true,
-      onPrefetch: (key) => void Queue.unsafeOffer(prefetchRequests, key)
+      onPrefetch: (key, parent) => void Queue.unsafeOffer(prefetchRequests, [key, parent])
     })
     const guards = RefreshGuards.make(settings.forcedCooldownMillis)
     yield* Effect.addFinalizer(() => Effect.sync(cache.flushHits))
@@ -247,7 +254,7 @@ export const make = (
         links: trigger._tag === "scheduled" ? trigger.links : [],
         attempts,
         outcome,
-        waiters: () => shared.waiters
+        waiters: () => SingleFlight.waitersOf(shared)
       })
     }
 
@@ -255,16 +262,19 @@ export const make = (
     // not one to serve through) asks again after the stale-retry interval, until the stale point; a dead grant never.
     const prefetch: Trigger = { _tag: "prefetch" }
     yield* Queue.take(prefetchRequests).pipe(
-      Effect.flatMap((key) =>
-        flights.spawn(key, (shared) =>
-          flight(key, prefetch)(shared).pipe(
+      Effect.flatMap(([key, parent]) =>
+        flights.spawn(key, (shared) => {
+          const background = flight(key, prefetch)(shared).pipe(
             Effect.tapError((error) =>
               Effect.sync(() => {
                 if (error._tag === "InvalidGrant" || error._tag === "EngineClosed") return
                 cache.rearm(key, clock.unsafeCurrentTimeMillis() + settings.policy.staleRetryMillis)
               })
             )
-          ))
+          )
+          // Traced under the call whose hit started it, when the facade knows it.
+          return parent === undefined ? background : Effect.withParentSpan(background, parent)
+        })
       ),
       Effect.forever,
       Effect.forkScoped
@@ -317,7 +327,8 @@ export const make = (
       setGrant,
       removeGrant: (key) =>
         Effect.zipRight(store.delete(key), Effect.sync(() => (cache.delete(key), guards.forget(key)))),
-      unsafeCachedAccessToken: (key) => flights.isClosed() ? undefined : cache.get(key)?.accessToken
+      unsafeCachedAccessToken: (key, prefetchParent) =>
+        flights.isClosed() ? undefined : cache.get(key, prefetchParent)?.accessToken
     })
   })
 

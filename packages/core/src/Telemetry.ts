@@ -1,15 +1,16 @@
 /**
- * The observability contract: span names, attribute keys and metrics. Backend-agnostic: they reach OpenTelemetry only
- * when the application provides a tracer and a metrics exporter (see `@renew/opentelemetry`).
+ * The observability contract: span names, attribute keys and metrics. Backend-agnostic: they reach OpenTelemetry
+ * through the application's global TracerProvider and MeterProvider (the Promise facade, `OpenTelemetry.layerGlobal`)
+ * or through `@renew/opentelemetry`'s exporter. Metric names and units follow OpenTelemetry's conventions: dotted
+ * names, durations in seconds, the unit in the unit field.
  *
  * Labels are bounded values only (outcome, error tag, client id). Never a grant key, a user id or a secret.
  *
  * @since 0.1.0
  */
-import * as Metric from "effect/Metric"
 import * as Redacted from "effect/Redacted"
 import * as Crypto from "node:crypto"
-import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricBridge from "./internal/metricBridge.js"
 
 /**
  * @since 0.1.0
@@ -34,7 +35,12 @@ export const Attributes = {
   /** A hash of the grant key: keys are often user ids, which must not land in traces. */
   grantKeyHash: "renew.grant.key_hash",
   clientId: "oauth.client_id",
+  /** The token endpoint's host, without scheme or port (OpenTelemetry HTTP semantic conventions). */
   serverAddress: "server.address",
+  serverPort: "server.port",
+  httpMethod: "http.request.method",
+  /** The token endpoint's URL; query values are replaced by `REDACTED`. */
+  urlFull: "url.full",
   /** `success`, `cached` (another writer had refreshed), `served_stale`, or the error `_tag`. */
   outcome: "renew.outcome",
   /**
@@ -45,13 +51,16 @@ export const Attributes = {
   /** Grants in a scheduler's batch. */
   batchSize: "renew.scheduler.batch_size",
   attempts: "renew.attempts",
+  /** Callers that waited on this refresh, the one that started it included (joiners are counted, not linked). */
   waiters: "renew.single_flight.waiters",
   attempt: "renew.attempt",
   httpStatus: "http.response.status_code",
   oauthError: "oauth.error",
   errorType: "error.type",
   retryDelayMillis: "renew.retry.delay_ms",
-  retryAfterMillis: "renew.retry.retry_after_ms"
+  retryAfterMillis: "renew.retry.retry_after_ms",
+  /** How a scheduler sweep ended (metric attribute of `renew.scheduler.sweeps`). */
+  sweepEnded: "renew.scheduler.ended"
 } as const
 
 /**
@@ -68,57 +77,66 @@ export const Events = {
 } as const
 
 /**
- * Refreshes by outcome (`success`, `cached`, `served_stale`, or the error `_tag`).
+ * Refreshes by outcome (attribute `renew.outcome`: `success`, `cached`, `served_stale`, or the error `_tag`).
  *
  * @since 0.1.0
  * @category metrics
  */
-export const refreshes = Metric.counter("renew_refresh_total", {
-  description: "Token refreshes by outcome",
-  incremental: true
+export const refreshes = MetricBridge.counter({
+  name: "renew.refreshes",
+  unit: "{refresh}",
+  description: "Token refreshes by outcome"
+})
+
+/**
+ * Duration of one token endpoint attempt, seconds.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const attemptDuration = MetricBridge.histogram({
+  name: "renew.refresh.attempt.duration",
+  unit: "s",
+  description: "Duration of one token endpoint attempt",
+  boundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 })
 
 /**
  * @since 0.1.0
  * @category metrics
  */
-export const attemptDuration = Metric.histogram(
-  "renew_refresh_attempt_duration_ms",
-  MetricBoundaries.fromIterable([5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]),
-  "Duration of one token endpoint attempt, milliseconds"
-)
-
-/**
- * @since 0.1.0
- * @category metrics
- */
-export const retries = Metric.counter("renew_refresh_retries_total", {
-  description: "Retries scheduled after a failed attempt",
-  incremental: true
+export const retries = MetricBridge.counter({
+  name: "renew.refresh.retries",
+  unit: "{retry}",
+  description: "Retries scheduled after a failed attempt"
 })
 
 /**
- * @since 0.1.0
- * @category metrics
- */
-export const lockWait = Metric.histogram(
-  "renew_lock_wait_ms",
-  MetricBoundaries.fromIterable([1, 5, 10, 50, 100, 500, 1000, 5000, 30000]),
-  "Time spent waiting for a grant's refresh lock, milliseconds"
-)
-
-/**
- * The exposure window (DU-5): from the token endpoint's 2xx to the rotated grant being stored. A process dying inside
- * it leaves a refresh-in-flight intent for the next holder to resolve.
+ * Time spent waiting for a grant's refresh lock, seconds.
  *
  * @since 0.1.0
  * @category metrics
  */
-export const persistLag = Metric.histogram(
-  "renew_refresh_persist_lag_ms",
-  MetricBoundaries.fromIterable([0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000]),
-  "From the token endpoint's answer to the rotated grant being stored, milliseconds"
-)
+export const lockWait = MetricBridge.histogram({
+  name: "renew.lock.wait.duration",
+  unit: "s",
+  description: "Time spent waiting for a grant's refresh lock",
+  boundaries: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30]
+})
+
+/**
+ * The exposure window (DU-5): from the token endpoint's 2xx to the rotated grant being stored, seconds. A process
+ * dying inside it leaves a refresh-in-flight intent for the next holder to resolve.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const persistLag = MetricBridge.histogram({
+  name: "renew.refresh.persist.duration",
+  unit: "s",
+  description: "From the token endpoint's answer to the rotated grant being stored",
+  boundaries: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
+})
 
 /**
  * Access tokens served from memory without any I/O.
@@ -126,18 +144,20 @@ export const persistLag = Metric.histogram(
  * @since 0.1.0
  * @category metrics
  */
-export const cacheHits = Metric.counter("renew_token_cache_hits_total", {
-  description: "Access tokens served from the in-memory cache",
-  incremental: true
+export const cacheHits = MetricBridge.counter({
+  name: "renew.token.cache_hits",
+  unit: "{token}",
+  description: "Access tokens served from the in-memory cache"
 })
 
 /**
  * @since 0.1.0
  * @category metrics
  */
-export const reauthRequired = Metric.counter("renew_grants_reauth_required_total", {
-  description: "Grants marked as needing a new authorization",
-  incremental: true
+export const reauthRequired = MetricBridge.counter({
+  name: "renew.grant.reauth_required",
+  unit: "{grant}",
+  description: "Grants marked as needing a new authorization"
 })
 
 /**
@@ -179,18 +199,22 @@ export const grantKeyHasher = (secret: Redacted.Redacted<string>): (key: string)
  * @since 0.1.0
  * @category metrics
  */
-export const schedulerBacklog = Metric.gauge("renew_scheduler_backlog", {
+export const schedulerBacklog = MetricBridge.gauge({
+  name: "renew.scheduler.backlog",
+  unit: "{grant}",
   description: "Grants due for a scheduled refresh and not claimed yet"
 })
 
 /**
- * How overdue the oldest unclaimed grant was at the last sweep, milliseconds (0 when none is due).
+ * How overdue the oldest unclaimed grant was at the last sweep, seconds (0 when none is due).
  *
  * @since 0.1.0
  * @category metrics
  */
-export const schedulerOldestOverdue = Metric.gauge("renew_scheduler_oldest_overdue_ms", {
-  description: "How long the oldest due grant has waited for its scheduled refresh, milliseconds"
+export const schedulerOldestOverdue = MetricBridge.gauge({
+  name: "renew.scheduler.oldest_overdue",
+  unit: "s",
+  description: "How long the oldest due grant has waited for its scheduled refresh"
 })
 
 /**
@@ -199,41 +223,47 @@ export const schedulerOldestOverdue = Metric.gauge("renew_scheduler_oldest_overd
  * @since 0.1.0
  * @category metrics
  */
-export const schedulerScheduled = Metric.gauge("renew_scheduler_scheduled_grants", {
+export const schedulerScheduled = MetricBridge.gauge({
+  name: "renew.scheduler.grants",
+  unit: "{grant}",
   description: "Grants kept fresh by the scheduler"
 })
 
 /**
- * Refresh lag: from a grant's due time to its scheduled refresh ending, milliseconds.
+ * Refresh lag: from a grant's due time to its scheduled refresh ending, seconds.
  *
  * @since 0.1.0
  * @category metrics
  */
-export const schedulerLag = Metric.histogram(
-  "renew_scheduler_refresh_lag_ms",
-  MetricBoundaries.fromIterable([10, 50, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000]),
-  "From a grant's scheduled refresh time to the refresh ending, milliseconds"
-)
-
-/**
- * Scheduled refreshes by outcome (`success`, `cached` when someone refreshed first, or the error `_tag`).
- *
- * @since 0.1.0
- * @category metrics
- */
-export const schedulerRefreshes = Metric.counter("renew_scheduler_refresh_total", {
-  description: "Scheduled refreshes of claimed grants by outcome",
-  incremental: true
+export const schedulerLag = MetricBridge.histogram({
+  name: "renew.scheduler.refresh_lag",
+  unit: "s",
+  description: "From a grant's scheduled refresh time to the refresh ending",
+  boundaries: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300]
 })
 
 /**
- * Sweeps by how they ended: `drained` (nothing due was left), `overran` (stopped at the end of its period),
- * `paused` (the issuer is paused for the fleet).
+ * Scheduled refreshes by outcome (attribute `renew.outcome`: `success`, `cached` when someone refreshed first, or the
+ * error `_tag`).
  *
  * @since 0.1.0
  * @category metrics
  */
-export const schedulerSweeps = Metric.counter("renew_scheduler_sweeps_total", {
-  description: "Scheduler sweeps by how they ended",
-  incremental: true
+export const schedulerRefreshes = MetricBridge.counter({
+  name: "renew.scheduler.refreshes",
+  unit: "{refresh}",
+  description: "Scheduled refreshes of claimed grants by outcome"
+})
+
+/**
+ * Sweeps by how they ended (attribute `renew.scheduler.ended`): `drained` (nothing due was left), `overran` (stopped
+ * at the end of its period), `paused` (the issuer is paused for the fleet).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const schedulerSweeps = MetricBridge.counter({
+  name: "renew.scheduler.sweeps",
+  unit: "{sweep}",
+  description: "Scheduler sweeps by how they ended"
 })

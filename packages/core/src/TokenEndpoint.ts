@@ -17,7 +17,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { classifyAnswer, describeTransportFailure, redirectOf } from "./internal/classify.js"
-import { basicCredentials, parseIntrospection, validateUrl } from "./internal/endpointConfig.js"
+import { basicCredentials, httpClientAttributes, parseIntrospection, validateUrl } from "./internal/endpointConfig.js"
 import { readCapped, withoutRedirects } from "./internal/httpExchange.js"
 import { makeRedactor } from "./internal/redact.js"
 import type { ProviderProfile } from "./ProviderProfile.js"
@@ -192,10 +192,10 @@ export const make = (
 ): Effect.Effect<TokenEndpoint["Type"], Errors.ConfigurationError, HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const url = yield* validateOptions(options)
-    const baseClient = yield* HttpClient.HttpClient
-    const client = options.propagateTraceContext === true
-      ? baseClient
-      : HttpClient.withTracerPropagation(baseClient, false)
+    // The attempt span is the request's one CLIENT span: the HTTP client's own span would be a second, with other
+    // attributes (`server.address` with scheme and port, status OK on a 503).
+    const client = HttpClient.withTracerDisabledWhen(yield* HttpClient.HttpClient, () => true)
+    const propagate = options.propagateTraceContext === true
     const authMethod = authMethodOf(options)
     const timeoutMillis = Duration.toMillis(options.timeout ?? Duration.seconds(10))
     const acceptedTokenTypes = (options.acceptedTokenTypes ?? options.profile?.tokenTypes?.value ?? ["Bearer"])
@@ -211,6 +211,26 @@ export const make = (
       ...(authorization !== undefined ? [Redacted.value(authorization).slice("Basic ".length)] : [])
     ]
 
+    const httpAttributes = httpClientAttributes("POST", url)
+    /** W3C trace context of the current (attempt) span, when asked for: the authorization server is often a third party. */
+    const withTraceContext = (
+      request: HttpClientRequest.HttpClientRequest
+    ): Effect.Effect<HttpClientRequest.HttpClientRequest> =>
+      propagate
+        ? Effect.map(
+          Effect.option(Effect.currentSpan),
+          Option.match({
+            onNone: () => request,
+            onSome: (span) =>
+              HttpClientRequest.setHeader(
+                request,
+                "traceparent",
+                `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
+              )
+          })
+        )
+        : Effect.succeed(request)
+
     const buildRequest = (request: RefreshRequest, scope: string | undefined) => {
       const params: Record<string, string> = {
         ...options.extraParams,
@@ -224,7 +244,7 @@ export const make = (
       } else if (authMethod === "none") {
         params.client_id = options.clientId
       }
-      // A form body keeps the refresh token out of the URL, and so out of the HTTP client span.
+      // A form body keeps the refresh token out of the URL, and so out of the attempt span.
       let http = HttpClientRequest.post(url.href).pipe(
         HttpClientRequest.acceptJson,
         HttpClientRequest.bodyUrlParams(params)
@@ -239,7 +259,7 @@ export const make = (
       const scope = request.scope ?? options.scope
       const secrets = [Redacted.value(request.refreshToken), ...clientSecrets]
       return Effect.gen(function*() {
-        const answer = yield* client.execute(buildRequest(request, scope)).pipe(
+        const answer = yield* Effect.flatMap(withTraceContext(buildRequest(request, scope)), client.execute).pipe(
           Effect.flatMap((response) =>
             Effect.map(readCapped(response), ({ body, truncated }) => ({
               status: response.status,
@@ -296,13 +316,13 @@ export const make = (
           Effect.flatMap(Clock.currentTimeNanos, (start) =>
             Effect.onExit(attempt, () =>
               Effect.flatMap(Clock.currentTimeNanos, (end) =>
-                Metric.update(Telemetry.attemptDuration, Number(end - start) / 1_000_000)))),
+                Metric.update(Telemetry.attemptDuration, Number(end - start) / 1e9)))),
         Effect.withSpan(Telemetry.SpanNames.attempt, {
           kind: "client",
           captureStackTrace: false,
           attributes: {
+            ...httpAttributes,
             [Telemetry.Attributes.attempt]: request.attempt ?? 1,
-            [Telemetry.Attributes.serverAddress]: url.hostname,
             [Telemetry.Attributes.clientId]: options.clientId
           }
         })
@@ -310,6 +330,9 @@ export const make = (
     }
 
     const introspectionUrl = options.introspectionUrl
+    const introspectionAttributes = introspectionUrl === undefined
+      ? {}
+      : { ...httpClientAttributes("POST", new URL(introspectionUrl)), [Telemetry.Attributes.clientId]: options.clientId }
     const introspect = (token: Redacted.Redacted<string>): Effect.Effect<Option.Option<Introspection>> => {
       if (introspectionUrl === undefined) return Effect.succeedNone
       const params: Record<string, string> = { token: Redacted.value(token) }
@@ -326,7 +349,8 @@ export const make = (
       if (authorization !== undefined) {
         http = HttpClientRequest.setHeader(http, "authorization", Redacted.value(authorization))
       }
-      return client.execute(http).pipe(
+      return Effect.flatMap(withTraceContext(http), client.execute).pipe(
+        Effect.tap((response) => Effect.annotateCurrentSpan(Telemetry.Attributes.httpStatus, response.status)),
         Effect.flatMap((response) => {
           const redirect = redirectOf(response, {
             url: introspectionUrl,
@@ -345,7 +369,11 @@ export const make = (
         withoutRedirects,
         Effect.timeout(timeoutMillis),
         Effect.orElseSucceed(() => Option.none<Introspection>()),
-        Effect.withSpan("renew.introspect", { kind: "client" })
+        Effect.withSpan("renew.introspect", {
+          kind: "client",
+          captureStackTrace: false,
+          attributes: introspectionAttributes
+        })
       )
     }
 

@@ -19,6 +19,9 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
 import * as ManagerEvents from "./internal/managerEvents.js"
+import * as OtelGlobal from "./internal/otelGlobal.js"
+import * as OtelLayer from "./internal/otelLayer.js"
+import * as SingleFlight from "./internal/singleFlight.js"
 import * as Errors from "./RefreshError.js"
 import * as RefreshEvents from "./RefreshEvents.js"
 import * as Refresher from "./Refresher.js"
@@ -83,6 +86,13 @@ export interface TokenManagerOptions {
    * is claimed by one of them per cycle. It starts when the manager is created and stops with `dispose()`.
    */
   readonly background?: boolean | BackgroundOptions | undefined
+  /**
+   * Spans and metrics through the OpenTelemetry SDK the application registered globally (`NodeSDK.start()`, or a
+   * TracerProvider / MeterProvider registered with `@opentelemetry/api`), with the caller's active span as the parent
+   * of `renew.refresh`. No SDK is started and `@opentelemetry/api` is not even loaded while none is registered.
+   * Default `true`; `false` records nothing through OpenTelemetry.
+   */
+  readonly telemetry?: boolean | undefined
 }
 
 /**
@@ -313,7 +323,14 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
       serverErrorPause: seconds(background.serverErrorPauseSeconds),
       maxRetryAfter: seconds(background.maxRetryAfterSeconds)
     }).pipe(Layer.provideMerge(engineLayer))
-  const runtime = ManagedRuntime.make(layer)
+  const telemetry = options.telemetry !== false
+  // A background refresh a hit starts (refresh-ahead) is traced under the caller's span too.
+  const prefetchParent = telemetry ? OtelGlobal.callerSpan : undefined
+  // Provided (not merged) so the tracer is set before the engine and its background fibers start. Each call passes its
+  // caller's span explicitly (below).
+  const runtime = ManagedRuntime.make(
+    telemetry ? Layer.provide(layer, OtelLayer.global({ activeContextAsParent: false })) : layer
+  )
   if (background !== undefined) {
     // The scheduler runs without any caller: build the engine now. A failure (the store unreachable, a store without a
     // due index) is logged here, and every call rejects with it.
@@ -325,16 +342,19 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   }
   // Resolved on first use; afterwards the cached path never enters the runtime.
   let engine: Refresher.Refresher["Type"] | undefined
-  const inFlight = new Map<string, Promise<string>>()
+  const inFlight = new Map<string, { readonly promise: Promise<string>; readonly sharers: { count: number } }>()
 
   let disposed = false
   const run = <A>(f: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, unknown>): Promise<A> => {
     if (disposed) return Promise.reject(new Errors.EngineClosed())
-    return runtime.runPromiseExit(Effect.flatMap(Refresher.Refresher, (resolved) => {
+    const call = Effect.flatMap(Refresher.Refresher, (resolved) => {
       // A call that started before dispose() must not bring the engine back.
       if (!disposed) engine = resolved
       return f(resolved)
-    })).then((exit) =>
+    })
+    // The caller's active OpenTelemetry span, read now (the runtime runs the call on its own schedule).
+    const parent = telemetry ? OtelGlobal.callerSpan() : undefined
+    return runtime.runPromiseExit(parent === undefined ? call : Effect.withParentSpan(call, parent)).then((exit) =>
       Exit.isSuccess(exit)
         ? exit.value
         // A rejection is always a tagged error: an interruption can only come from shutting down.
@@ -345,17 +365,21 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   const manager: TokenManager = {
     setGrant: (key, grant) => run((engine) => Effect.asVoid(engine.setGrant(key, grant))),
     getAccessToken: (key) => {
-      const hit = engine?.unsafeCachedAccessToken(key)
+      const hit = engine?.unsafeCachedAccessToken(key, prefetchParent)
       if (hit !== undefined) return Promise.resolve(Redacted.value(hit))
-      // Callers arriving while a token is being fetched share one promise instead of starting a fiber each.
-      let pending = inFlight.get(key)
-      if (pending === undefined) {
-        pending = run((engine) => Effect.map(engine.getAccessToken(key), Redacted.value)).finally(() =>
-          inFlight.delete(key)
-        )
-        inFlight.set(key, pending)
+      // Callers arriving while a token is being fetched share one promise instead of starting a fiber each; the flight
+      // counts them in `renew.single_flight.waiters`.
+      const pending = inFlight.get(key)
+      if (pending !== undefined) {
+        pending.sharers.count++
+        return pending.promise
       }
-      return pending
+      const sharers = { count: 0 }
+      const promise = run((engine) =>
+        Effect.map(Effect.locally(engine.getAccessToken(key), SingleFlight.sharedBy, sharers), Redacted.value)
+      ).finally(() => inFlight.delete(key))
+      inFlight.set(key, { promise, sharers })
+      return promise
     },
     refresh: (key) => run((engine) => Effect.asVoid(engine.refresh(key))),
     removeGrant: (key) => run((engine) => engine.removeGrant(key)),

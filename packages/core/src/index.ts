@@ -3,6 +3,7 @@
  */
 export * as BearerClient from "./BearerClient.js"
 export * as FailureRateMonitor from "./FailureRateMonitor.js"
+export * as OpenTelemetry from "./OpenTelemetry.js"
 export * as ProviderProfile from "./ProviderProfile.js"
 export * as Providers from "./Providers.js"
 export * as RefreshError from "./RefreshError.js"

@@ -13,12 +13,15 @@
  *
  * @since 0.1.0
  */
+import * as OtelMetrics from "@effect/opentelemetry/Metrics"
 import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
+import * as OtelResource from "@effect/opentelemetry/Resource"
+import * as OtelTracer from "@effect/opentelemetry/Tracer"
 import { OTLPMetricExporter as OTLPMetricExporterJson } from "@opentelemetry/exporter-metrics-otlp-http"
 import { OTLPMetricExporter as OTLPMetricExporterProto } from "@opentelemetry/exporter-metrics-otlp-proto"
 import { OTLPTraceExporter as OTLPTraceExporterJson } from "@opentelemetry/exporter-trace-otlp-http"
 import { OTLPTraceExporter as OTLPTraceExporterProto } from "@opentelemetry/exporter-trace-otlp-proto"
-import { PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
+import { MeterProvider, type MetricProducer, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
@@ -35,6 +38,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Tracer from "effect/Tracer"
 import * as OtelApi from "@opentelemetry/api"
+import { OpenTelemetry } from "@renew/core"
 
 /**
  * The OTLP/HTTP encoding. Jaeger v2 and the Collector accept both on port 4318.
@@ -106,71 +110,81 @@ const revealHeaders = (
   return out
 }
 
+/**
+ * Effect's own metrics other than Renew's (the application's), as `@effect/opentelemetry` exports them; Renew's are
+ * recorded through the MeterProvider instead, with their units and the `@renew/core` scope.
+ */
+const otherEffectMetrics = (producer: MetricProducer): MetricProducer => ({
+  collect: (options) =>
+    producer.collect(options).then((result) => ({
+      ...result,
+      resourceMetrics: {
+        ...result.resourceMetrics,
+        scopeMetrics: result.resourceMetrics.scopeMetrics
+          .map((scope) => ({
+            ...scope,
+            metrics: scope.metrics.filter((metric) => !OpenTelemetry.metricNames.has(metric.descriptor.name))
+          }))
+          .filter((scope) => scope.metrics.length > 0)
+      }
+    }))
+})
+
+/** Flushes, then shuts down, within the shutdown timeout. */
+const closing = (provider: { forceFlush(): Promise<void>; shutdown(): Promise<void> }, timeout: Duration.DurationInput) =>
+  Effect.promise(() => provider.forceFlush().then(() => provider.shutdown())).pipe(
+    Effect.ignoreLogged,
+    Effect.interruptible,
+    Effect.timeoutOption(timeout)
+  )
+
 const makeLayer = (settings: Resolved): Layer.Layer<never> => {
   if (settings.traces === undefined && settings.metrics === undefined) return Layer.empty
   const { metrics, traces } = settings
-  const sdk = NodeSdk.layer(() => ({
-    resource: {
-      serviceName: settings.serviceName,
-      ...(settings.serviceVersion !== undefined ? { serviceVersion: settings.serviceVersion } : {}),
-      attributes: { ...settings.resourceAttributes }
-    },
-    ...(traces !== undefined
-      ? {
-        spanProcessor: new BatchSpanProcessor(
-          traces.protocol === "http/json"
-            ? new OTLPTraceExporterJson({ url: traces.url, headers: traces.headers })
-            : new OTLPTraceExporterProto({ url: traces.url, headers: traces.headers })
-        )
-      }
-      : {}),
-    ...(metrics !== undefined
-      ? {
-        metricReader: new PeriodicExportingMetricReader({
-          exporter: metrics.protocol === "http/json"
-            ? new OTLPMetricExporterJson({ url: metrics.url, headers: metrics.headers })
-            : new OTLPMetricExporterProto({ url: metrics.url, headers: metrics.headers }),
-          ...(metrics.exportIntervalMillis !== undefined
-            ? {
-              exportIntervalMillis: metrics.exportIntervalMillis,
-              // The reader refuses a timeout longer than the interval; 30 s is its own default.
-              exportTimeoutMillis: Math.min(30_000, metrics.exportIntervalMillis)
-            }
-            : {})
-        })
-      }
-      : {}),
-    // No logRecordProcessor: Jaeger takes traces only, and Effect logs already become span events.
-    ...(settings.shutdownTimeout !== undefined ? { shutdownTimeout: settings.shutdownTimeout } : {})
+  const shutdownTimeout = settings.shutdownTimeout ?? "3 seconds"
+  const resource = OtelResource.layerFromEnv(OtelResource.configToAttributes({
+    serviceName: settings.serviceName,
+    ...(settings.serviceVersion !== undefined ? { serviceVersion: settings.serviceVersion } : {}),
+    attributes: { ...settings.resourceAttributes }
   }))
-  // Only the side effects matter (the tracer and the metric reader); nothing to hand to the program.
-  return traces !== undefined ? Layer.provide(leanTracer, sdk) : Layer.provide(Layer.empty, sdk)
+  // Renew's spans under the `@renew/core` scope, the application's own Effect spans under its service name.
+  const tracing = traces === undefined ? Layer.empty : Layer.unwrapEffect(
+    Effect.map(OtelTracer.OtelTracerProvider, (provider) =>
+      OpenTelemetry.layerTracer(OtelApi, provider, {
+        otherSpans: provider.getTracer(settings.serviceName, settings.serviceVersion)
+      }))
+  ).pipe(Layer.provide(NodeSdk.layerTracerProvider(
+    new BatchSpanProcessor(
+      traces.protocol === "http/json"
+        ? new OTLPTraceExporterJson({ url: traces.url, headers: traces.headers })
+        : new OTLPTraceExporterProto({ url: traces.url, headers: traces.headers })
+    ),
+    { shutdownTimeout }
+  )))
+  const metering = metrics === undefined ? Layer.empty : Layer.unwrapScoped(Effect.gen(function*() {
+    const reader = new PeriodicExportingMetricReader({
+      exporter: metrics.protocol === "http/json"
+        ? new OTLPMetricExporterJson({ url: metrics.url, headers: metrics.headers })
+        : new OTLPMetricExporterProto({ url: metrics.url, headers: metrics.headers }),
+      metricProducers: [otherEffectMetrics(yield* OtelMetrics.makeProducer)],
+      ...(metrics.exportIntervalMillis !== undefined
+        ? {
+          exportIntervalMillis: metrics.exportIntervalMillis,
+          // The reader refuses a timeout longer than the interval; 30 s is its own default.
+          exportTimeoutMillis: Math.min(30_000, metrics.exportIntervalMillis)
+        }
+        : {})
+    })
+    const resourceValue = yield* OtelResource.Resource
+    const provider = yield* Effect.acquireRelease(
+      Effect.sync(() => new MeterProvider({ resource: resourceValue, readers: [reader] })),
+      (provider) => closing(provider, shutdownTimeout)
+    )
+    return OpenTelemetry.layerMetrics(provider.getMeter(OpenTelemetry.scope.name, OpenTelemetry.scope.version))
+  }))
+  // No log-record processor: Jaeger takes traces only, and Effect logs already become span events.
+  return Layer.mergeAll(tracing, metering).pipe(Layer.provide(resource))
 }
-
-const probeKey = OtelApi.createContextKey("@renew/opentelemetry/probe")
-const probeContext = OtelApi.ROOT_CONTEXT.setValue(probeKey, true)
-
-/** Whether a global OpenTelemetry context manager is registered: without one, `context.with` drops its context. */
-const contextManagerRegistered = (): boolean =>
-  OtelApi.context.with(probeContext, () => OtelApi.context.active().getValue(probeKey) === true)
-
-/**
- * The tracer `NodeSdk.layer` installs, minus a per-step cost. `@effect/opentelemetry` makes the fiber's current span
- * the active OpenTelemetry context around every step of every fiber that has one (so OpenTelemetry-instrumented
- * libraries called from Effect see it as their parent): an OpenTelemetry Context allocated per step, ~600 per refresh.
- * Without a registered context manager (`NodeSdk.layer` registers none) the OpenTelemetry API drops that context
- * anyway, so the step hook only runs when one is registered, checked again at every span start.
- */
-const leanTracer: Layer.Layer<never> = Layer.unwrapEffect(Effect.map(Effect.tracer, (tracer) => {
-  let propagate = contextManagerRegistered()
-  return Layer.setTracer(Tracer.make({
-    span(name, parent, context, links, startTime, kind, options) {
-      propagate = contextManagerRegistered()
-      return tracer.span(name, parent, context, links, startTime, kind, options)
-    },
-    context: (execution, fiber) => (propagate ? tracer.context(execution, fiber) : execution())
-  }))
-}))
 
 /**
  * Exports Renew's traces (and, when asked, metrics) over OTLP/HTTP.

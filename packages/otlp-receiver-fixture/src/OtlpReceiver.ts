@@ -124,6 +124,8 @@ export interface ReceivedSpan {
   readonly endTimeUnixNano: string
   readonly serviceName: string | undefined
   readonly resource: Record<string, unknown>
+  /** The instrumentation scope that recorded it. */
+  readonly scope: { readonly name: string; readonly version: string | undefined }
 }
 
 export interface ReceivedPoint {
@@ -133,10 +135,16 @@ export interface ReceivedPoint {
   /** Histogram points. */
   readonly count?: number
   readonly sum?: number
+  /** Histogram points: the upper bounds of the buckets. */
+  readonly bounds?: ReadonlyArray<number>
 }
 
 export interface ReceivedMetric {
   readonly name: string
+  /** UCUM unit (`s`, `{refresh}`, `1`), `""` when none was sent. */
+  readonly unit: string
+  readonly description: string
+  readonly scope: { readonly name: string; readonly version: string | undefined }
   readonly type: "sum" | "gauge" | "histogram"
   readonly points: ReadonlyArray<ReceivedPoint>
   readonly serviceName: string | undefined
@@ -213,6 +221,11 @@ const attributesOf = (list: Json): Record<string, unknown> => {
   return out
 }
 
+const scopeOf = (scope: Json) => ({
+  name: String(scope?.name ?? ""),
+  version: scope?.version === undefined || scope.version === "" ? undefined : String(scope.version)
+})
+
 const nanos = (value: unknown): string => (value === undefined || value === null ? "0" : String(value))
 
 const spansOf = (encoding: "json" | "protobuf", request: Json): Array<ReceivedSpan> => {
@@ -221,6 +234,7 @@ const spansOf = (encoding: "json" | "protobuf", request: Json): Array<ReceivedSp
     const resource = attributesOf(rs.resource?.attributes)
     const serviceName = typeof resource["service.name"] === "string" ? resource["service.name"] : undefined
     for (const ss of (rs.scopeSpans ?? []) as Array<Json>) {
+      const scope = scopeOf(ss.scope)
       for (const span of (ss.spans ?? []) as Array<Json>) {
         out.push({
           traceId: hexOf(encoding, span.traceId) ?? "",
@@ -244,7 +258,8 @@ const spansOf = (encoding: "json" | "protobuf", request: Json): Array<ReceivedSp
           startTimeUnixNano: nanos(span.startTimeUnixNano),
           endTimeUnixNano: nanos(span.endTimeUnixNano),
           serviceName,
-          resource
+          resource,
+          scope
         })
       }
     }
@@ -263,23 +278,26 @@ const metricsOf = (request: Json): Array<ReceivedMetric> => {
     const resource = attributesOf(rm.resource?.attributes)
     const serviceName = typeof resource["service.name"] === "string" ? resource["service.name"] : undefined
     for (const sm of (rm.scopeMetrics ?? []) as Array<Json>) {
+      const scope = scopeOf(sm.scope)
       for (const metric of (sm.metrics ?? []) as Array<Json>) {
+        const about = { name: metric.name, unit: metric.unit ?? "", description: metric.description ?? "", scope }
         if (metric.histogram !== undefined) {
           out.push({
-            name: metric.name,
+            ...about,
             type: "histogram",
             serviceName,
             points: ((metric.histogram.dataPoints ?? []) as Array<Json>).map((point) => ({
               attributes: attributesOf(point.attributes),
               count: Number(point.count ?? 0),
-              sum: Number(point.sum ?? 0)
+              sum: Number(point.sum ?? 0),
+              bounds: ((point.explicitBounds ?? []) as Array<unknown>).map(Number)
             }))
           })
         } else if (metric.sum !== undefined) {
-          out.push({ name: metric.name, type: "sum", serviceName, points: (metric.sum.dataPoints ?? []).map(numberPoint) })
+          out.push({ ...about, type: "sum", serviceName, points: (metric.sum.dataPoints ?? []).map(numberPoint) })
         } else if (metric.gauge !== undefined) {
           out.push({
-            name: metric.name,
+            ...about,
             type: "gauge",
             serviceName,
             points: (metric.gauge.dataPoints ?? []).map(numberPoint)

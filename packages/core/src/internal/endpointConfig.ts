@@ -40,6 +40,24 @@ export const validateUrl = (option: string, value: string): Either.Either<URL, E
   return Either.right(url)
 }
 
+/**
+ * The OpenTelemetry HTTP client attributes of a request to `url` (method, host, port, and the URL with every query
+ * value replaced by `REDACTED`: a token endpoint URL may carry a key in its query).
+ *
+ * @internal
+ */
+export const httpClientAttributes = (method: string, url: URL): Record<string, string | number> => {
+  const full = new URL(url.href)
+  full.hash = ""
+  for (const name of new Set(full.searchParams.keys())) full.searchParams.set(name, "REDACTED")
+  return {
+    "http.request.method": method,
+    "server.address": url.hostname,
+    "server.port": url.port !== "" ? Number(url.port) : url.protocol === "https:" ? 443 : 80,
+    "url.full": full.href
+  }
+}
+
 // RFC 6749 §2.3.1: id and secret are form-encoded before they are joined and base64-encoded.
 const formEncode = (value: string): string => new URLSearchParams({ v: value }).toString().slice(2)
 

@@ -7,6 +7,7 @@
  * @internal
  */
 import type * as Clock from "effect/Clock"
+import type * as Tracer from "effect/Tracer"
 import * as Telemetry from "../Telemetry.js"
 import type { Grant } from "../Token.js"
 
@@ -20,8 +21,11 @@ interface Entry {
 
 /** @internal */
 export interface GrantCache {
-  /** The grant, if it may still be served from memory. */
-  readonly get: (key: string) => Grant | undefined
+  /**
+   * The grant, if it may still be served from memory. `prefetchParent` is asked, only when this hit starts a
+   * background refresh, for the span that refresh belongs under (the caller's).
+   */
+  readonly get: (key: string, prefetchParent?: () => Tracer.AnySpan | undefined) => Grant | undefined
   /** Serves `grant` until `until`; past `prefetchAt` (default: never) the first hit asks for a background refresh. */
   readonly set: (key: string, grant: Grant, until: number, prefetchAt?: number) => void
   /** Asks for the entry's background refresh now if it is past its prefetch point (no hit counted). */
@@ -50,7 +54,7 @@ export const make = (
   options: {
     readonly coarse: boolean
     /** Called synchronously by the hit that passes an entry's `prefetchAt`; must not block. */
-    readonly onPrefetch: (key: string) => void
+    readonly onPrefetch: (key: string, parent?: Tracer.AnySpan) => void
   }
 ): GrantCache => {
   const entries = new Map<string, Entry>()
@@ -77,7 +81,7 @@ export const make = (
     : () => clock.unsafeCurrentTimeMillis()
 
   return {
-    get: (key) => {
+    get: (key, prefetchParent) => {
       const entry = entries.get(key)
       if (entry === undefined) return undefined
       const at = now()
@@ -88,7 +92,7 @@ export const make = (
       }
       if (at >= entry.prefetchAt) {
         entry.prefetchAt = Infinity
-        options.onPrefetch(key)
+        options.onPrefetch(key, prefetchParent?.())
       }
       if (++pendingHits === 64) flushHits()
       return entry.grant

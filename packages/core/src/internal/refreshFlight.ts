@@ -256,7 +256,7 @@ const refreshLocked = (context: FlightContext, locked: Locked): Effect.Effect<Gr
           if (current.failingSince !== undefined) {
             yield* context.publish({ _tag: "Recovered", key, failingSince: current.failingSince, at: answeredAt })
           }
-          yield* Metric.update(Telemetry.persistLag, (yield* Clock.currentTimeMillis) - answeredAt)
+          yield* Metric.update(Telemetry.persistLag, ((yield* Clock.currentTimeMillis) - answeredAt) / 1000)
           const rotated = response.refresh_token !== undefined &&
             Redacted.value(response.refresh_token) !== Redacted.value(refreshToken)
           context.rotates.set(key, rotated)

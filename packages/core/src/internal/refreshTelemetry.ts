@@ -95,7 +95,7 @@ export const withLockTraced = <A, E, R>(
         if (ended) return Effect.void
         ended = true
         span.end(clock.unsafeCurrentTimeNanos(), exit)
-        return Metric.update(Telemetry.lockWait, clock.unsafeCurrentTimeMillis() - requestedAt)
+        return Metric.update(Telemetry.lockWait, (clock.unsafeCurrentTimeMillis() - requestedAt) / 1000)
       })
     return yield* store.withLock(key, (lease) => Effect.zipRight(endWait(Exit.void), body(lease))).pipe(
       Effect.onExit((exit) => endWait(exit))
@@ -124,9 +124,11 @@ export const reportFlight = (
     Effect.annotateCurrentSpan({
       [Telemetry.Attributes.outcome]: outcome.value,
       [Telemetry.Attributes.attempts]: attempts,
-      [Telemetry.Attributes.waiters]: waiters
+      [Telemetry.Attributes.waiters]: waiters,
+      // OpenTelemetry's convention for a failed operation; the span's status says ERROR.
+      ...(Exit.isFailure(exit) && outcome.value !== "interrupted" ? { [Telemetry.Attributes.errorType]: outcome.value } : {})
     }),
-    Metric.increment(Metric.tagged(Telemetry.refreshes, "outcome", outcome.value)),
+    Metric.increment(Metric.tagged(Telemetry.refreshes, Telemetry.Attributes.outcome, outcome.value)),
     logOutcome(exit, outcome.value, attempts, trigger)
   ], { discard: true })
 }

@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
 import * as Scope from "effect/Scope"
 import * as Errors from "../RefreshError.js"
 
@@ -19,6 +20,23 @@ import * as Errors from "../RefreshError.js"
 export interface Flight {
   /** Callers waiting on this flight, the one that started it included. */
   waiters: number
+  /** Counts of callers outside the engine that share one caller's wait (see `sharedBy`). */
+  readonly sharers: Array<{ readonly count: number }>
+}
+
+/**
+ * Callers that share one engine call without entering the engine (the Promise facade's concurrent calls for a key),
+ * counted on the flight that call joins.
+ *
+ * @internal
+ */
+export const sharedBy = FiberRef.unsafeMake<{ readonly count: number } | undefined>(undefined)
+
+/** Everyone waiting on `flight`. @internal */
+export const waitersOf = (flight: Flight): number => {
+  let waiters = flight.waiters
+  for (const sharers of flight.sharers) waiters += sharers.count
+  return waiters
 }
 
 interface Running<A, E> extends Flight {
@@ -62,14 +80,20 @@ export const make = <A, E>(): Effect.Effect<SingleFlight<A, E>, never, Scope.Sco
 
     /** The key's running flight, or a new one started with `waiters` waiters; `undefined` once closed. */
     const flightFor = <R>(key: string, start: (flight: Flight) => Effect.Effect<A, E, R>, waiters: number) =>
-      Effect.suspend((): Effect.Effect<Running<A, E> | undefined, never, R> => {
+      Effect.withFiberRuntime((fiber): Effect.Effect<Running<A, E> | undefined, never, R> => {
         if (closed) return Effect.succeed(undefined)
+        const sharers = waiters > 0 ? fiber.getFiberRef(sharedBy) : undefined
         const existing = flights.get(key)
         if (existing !== undefined) {
           existing.waiters += waiters
+          if (sharers !== undefined) existing.sharers.push(sharers)
           return Effect.succeed(existing)
         }
-        const flight: Running<A, E> = { deferred: Deferred.unsafeMake(FiberId.none), waiters }
+        const flight: Running<A, E> = {
+          deferred: Deferred.unsafeMake(FiberId.none),
+          waiters,
+          sharers: sharers !== undefined ? [sharers] : []
+        }
         flights.set(key, flight)
         // Registration and fork are atomic; the flight itself stays interruptible (shutdown). Its completion is
         // installed outside that boundary, so even a flight interrupted before it starts completes its Deferred.
