@@ -495,14 +495,18 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
 
   let disposed = false
   const run = <A>(
-    f: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, unknown, TokenStore.TokenStore>
+    f: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, unknown, TokenStore.TokenStore>,
+    signal?: AbortSignal
   ): Promise<A> => {
     if (disposed) return Promise.reject(new Errors.EngineClosed())
-    return runtime.runPromiseExit(Effect.flatMap(Refresher.Refresher, (resolved) => {
-      // A call that started before dispose() must not bring the engine back.
-      if (!disposed) engine = resolved
-      return f(resolved)
-    })).then((exit) =>
+    return runtime.runPromiseExit(
+      Effect.flatMap(Refresher.Refresher, (resolved) => {
+        // A call that started before dispose() must not bring the engine back.
+        if (!disposed) engine = resolved
+        return f(resolved)
+      }),
+      signal === undefined ? undefined : { signal }
+    ).then((exit) =>
       Exit.isSuccess(exit)
         ? exit.value
         // A rejection is always a tagged error: an interruption can only come from shutting down.
@@ -511,8 +515,10 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   }
 
   /**
-   * Runs a wait for the engine bounded by the call's options: its own fiber, which leaves the refresh at the deadline
-   * or on abort (a flight's joiner detaches alone). Refused at once for bad options or a signal already aborted.
+   * A wait for the engine bounded by the call's options, `undefined` without any. The wait runs in a fiber of its own
+   * (a flight's joiner, which detaches alone); the bounds are kept outside the manager's runtime, so they count from
+   * the call even while the runtime is still being built (a store still connecting). Refused at once for bad options
+   * or a signal already aborted.
    */
   const bounded = <A>(
     callOptions: CallOptions | undefined,
@@ -526,7 +532,16 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     }
     if (limits.signal?.aborted === true) return Promise.reject(Errors.Aborted.fromSignal(limits.signal))
     if (limits.deadlineMillis === undefined && limits.signal === undefined) return undefined
-    return run((engine) => CallerWait.waitWithin(wait(engine), limits, host))
+    const leave = new AbortController()
+    const waiting = run(wait, leave.signal)
+    return Effect.runPromiseExit(
+      CallerWait.waitWithin(Effect.tryPromise({ try: () => waiting, catch: (error) => error }), limits, host)
+    ).then((exit) => {
+      if (Exit.isSuccess(exit)) return exit.value
+      // The caller leaves: its joiner is interrupted, the refresh goes on.
+      leave.abort()
+      return Promise.reject(Cause.squash(exit.cause))
+    })
   }
 
   const manager: TokenManager = {
