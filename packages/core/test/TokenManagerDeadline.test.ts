@@ -4,8 +4,9 @@
  * runs on the real clock, so one test asserts the issue's real-time bound and the rest wait for states.
  */
 import { afterEach, assert, describe, it } from "@effect/vitest"
-import { RefreshError, TokenManager } from "@renew/core"
+import { RefreshError, TokenManager, TokenStore } from "@renew/core"
 import { type ScriptedTokenEndpoint, startScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
+import { Effect, Layer } from "effect"
 import { performance } from "node:perf_hooks"
 import { CLIENT_ID, CLIENT_SECRET } from "./support/harness.js"
 
@@ -147,6 +148,19 @@ describe("TokenManager: a caller's deadline and signal", () => {
     const slowRefresh = await tokens.refresh("u3").catch((e: unknown) => e)
     assert.instanceOf(slowRefresh, RefreshError.Timeout)
     assert.strictEqual((slowRefresh as RefreshError.Timeout).limit, "deadline")
+  })
+
+  it("the deadline counts from the call, also while the manager's store is still connecting", async () => {
+    const endpoint = await startEndpoint()
+    const slowStore = Layer.effect(TokenStore.TokenStore, Effect.delay(TokenStore.makeMemory, "3 seconds"))
+    const tokens = manager(endpoint, { store: slowStore })
+    const started = performance.now()
+    const error = await tokens.getAccessToken("u1", { deadlineMs: 300 }).catch((e: unknown) => e)
+    const elapsed = performance.now() - started
+    assert.instanceOf(error, RefreshError.Timeout)
+    assert.isBelow(elapsed, 2_500, "ended by the deadline, not by the store's 3 s")
+    // Once connected, the store answers as usual.
+    assert.instanceOf(await tokens.getAccessToken("u1").catch((e: unknown) => e), RefreshError.GrantNotFound)
   })
 
   it("refuses a bad deadline or signal with ConfigurationError", async () => {
