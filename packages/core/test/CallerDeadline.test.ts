@@ -25,10 +25,12 @@ const heldEndpoint = Effect.gen(function*() {
   return { answer, counted, layer }
 })
 
-const storedAccessToken = Effect.flatMap(TokenStore.TokenStore, (store) => store.get(KEY)).pipe(
-  Effect.map(Option.flatMap((grant) => Option.fromNullable(grant.accessToken))),
-  Effect.map(Option.map(Redacted.value))
-)
+const storedAccessToken = (store: TokenStore.TokenStore["Type"]) =>
+  store.get(KEY).pipe(
+    Effect.map(Option.flatMap((grant) => Option.fromNullable(grant.accessToken))),
+    Effect.map(Option.map(Redacted.value)),
+    Effect.orDie
+  )
 
 describe("a caller that stops waiting", () => {
   it.effect.prop(
@@ -80,7 +82,8 @@ describe("a caller that stops waiting", () => {
             }
           }
           // The refresh was never interrupted: it was stored, and a later call is served from it.
-          yield* eventually("the refresh to be stored", Effect.map(storedAccessToken, Option.contains("at_new")))
+          const store = yield* TokenStore.TokenStore
+          yield* eventually("the refresh to be stored", Effect.map(storedAccessToken(store), Option.contains("at_new")))
           assert.strictEqual(Redacted.value(yield* refresher.getAccessToken(KEY)), "at_new")
           assert.strictEqual(counted.requests, 1)
         }).pipe(Effect.provide(layer))
@@ -106,7 +109,7 @@ describe("a caller that stops waiting", () => {
         assert.isTrue(Option.isNone(yield* Fiber.poll(waiter)), "the other caller still waits for the refresh")
         yield* Deferred.succeed(answer, undefined)
         assert.strictEqual(Redacted.value(yield* joinWithin(waiter, "waiter")), "at_new")
-        assert.deepStrictEqual(yield* storedAccessToken, Option.some("at_new"))
+        assert.deepStrictEqual(yield* storedAccessToken(yield* TokenStore.TokenStore), Option.some("at_new"))
         assert.strictEqual(Redacted.value(yield* refresher.getAccessToken(KEY)), "at_new")
         assert.strictEqual(counted.requests, 1)
       }).pipe(Effect.provide(layer))
