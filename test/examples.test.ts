@@ -7,6 +7,8 @@ import { program, RenewLive } from "../examples/effect-app.js"
 import { run } from "../examples/node-promise.js"
 import { run as runProviderProfile } from "../examples/provider-profile.js"
 import { run as runBackground } from "../examples/background-refresh.js"
+import { run as runService } from "../examples/node-service.js"
+import type { TokenManager } from "@renew/core"
 import * as Scheduler from "../examples/scheduler.js"
 import { RefreshEvents, TokenStore } from "@renew/core"
 import { SqliteTokenStore } from "@renew/store-sqlite"
@@ -76,6 +78,29 @@ describe("examples", () => {
       const dead = await runProviderProfile({ ...env, REFRESH_TOKEN: endpoint.mintRefreshToken() })
       assert.strictEqual(dead.providerCode, "invalid_refresh_token")
       assert.include(dead.reinstall ?? "", "installed again")
+    } finally {
+      await endpoint.close()
+    }
+  })
+
+  it("examples/node-service.ts: logs to the given function, reports the refresh, gives up on a hung endpoint", async () => {
+    const endpoint = await startScriptedTokenEndpoint({ clientId: "my-app", clientSecret: "s3cret-value" })
+    try {
+      const env = { TOKEN_URL: endpoint.url, CLIENT_ID: "my-app", CLIENT_SECRET: "s3cret-value" }
+      const records: Array<TokenManager.LogRecord> = []
+      const served = await runService({ ...env, REFRESH_TOKEN: endpoint.mintRefreshToken() }, {
+        log: (record) => void records.push(record)
+      })
+      assert.strictEqual(served.accessToken, endpoint.lastIssued()!.accessToken)
+      assert.strictEqual(served.state, "fresh")
+      // A grant stored with only a refresh token is refreshed at once, in the background ("prefetch"); the call joins it.
+      assert.deepStrictEqual(served.reported, ["refreshed user-42 (prefetch)"])
+      assert.isDefined(records.find((r) => r.message === "renew: refreshed access token (prefetch)"))
+      // The token endpoint hangs: the call stops waiting at its 2 s deadline and the handler answers without a token.
+      endpoint.script({ kind: "hang" })
+      const hung = await runService({ ...env, REFRESH_TOKEN: endpoint.mintRefreshToken() }, { log: () => undefined })
+      assert.isUndefined(hung.accessToken)
+      assert.strictEqual(hung.state, "expired")
     } finally {
       await endpoint.close()
     }

@@ -9,6 +9,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import { TypeId } from "./internal/errorTypeId.js"
 import {
+  type Aborted,
   ConfigurationError,
   EngineClosed,
   GrantNotFound,
@@ -106,10 +107,14 @@ export const RefreshError: Schema.Union<[
 )
 
 /**
+ * Whether `u` is an error of the family: a `RefreshError`, a `ConfigurationError` (refused before any request) or
+ * `Aborted` (the caller's signal; not a failure of the refresh).
+ *
  * @since 0.1.0
  * @category guards
  */
-export const isRefreshError = (u: unknown): u is RefreshError | ConfigurationError => Predicate.hasProperty(u, TypeId)
+export const isRefreshError = (u: unknown): u is RefreshError | ConfigurationError | Aborted =>
+  Predicate.hasProperty(u, TypeId)
 
 /**
  * Whether retrying the same request could succeed.

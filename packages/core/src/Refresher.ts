@@ -11,9 +11,11 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -23,6 +25,7 @@ import type * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
 import { FailureRateMonitor } from "./FailureRateMonitor.js"
 import type { Attempts } from "./internal/exchange.js"
+import * as FlightObserver from "./internal/flightObserver.js"
 import * as GrantCache from "./internal/grantCache.js"
 import * as Intent from "./internal/intent.js"
 import { learnRefreshTokenExpiry } from "./internal/diagnosis.js"
@@ -183,6 +186,7 @@ export const make = (
     const endpoint = yield* TokenEndpoint
     const monitor = yield* Effect.serviceOption(FailureRateMonitor)
     const events = yield* Effect.serviceOption(RefreshEvents.RefreshEvents)
+    const observer = yield* Effect.serviceOption(FlightObserver.FlightObserver)
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
     const settings = yield* RefresherSettings.resolve(options, store)
@@ -242,13 +246,12 @@ export const make = (
       guards.sweep(clock.unsafeCurrentTimeMillis())
     }).pipe(Effect.repeat(Schedule.spaced(Duration.minutes(1))), Effect.delay(Duration.minutes(1)), Effect.forkScoped)
 
-    /** One refresh of one key, shared by every caller that asks while it runs. */
     const traced = { clientId: endpoint.clientId, serverAddress, label, scope, monitor }
     /** One refresh of one key, shared by every caller that asks while it runs. */
     const flight = (key: string, trigger: Trigger) => (shared: SingleFlight.Flight) => {
       const outcome: Outcome = { value: "cached" }
       const attempts: Attempts = { sent: 0, unknownOutcome: undefined, answered: false }
-      return traceFlight(runFlight(context, key, trigger, attempts, outcome), traced, {
+      const run = traceFlight(runFlight(context, key, trigger, attempts, outcome), traced, {
         key,
         trigger: trigger._tag,
         links: trigger._tag === "scheduled" ? trigger.links : [],
@@ -256,7 +259,44 @@ export const make = (
         outcome,
         waiters: () => SingleFlight.waitersOf(shared)
       })
+      return Option.isNone(observer)
+        ? run
+        : Effect.onExit(run, (exit) => observe(observer.value, { key, trigger: trigger._tag, attempts, outcome, exit }))
     }
+
+    /** Tells the observer how a flight ended, off the flight's path: like an events handler, it never holds it up. */
+    const observe = (
+      target: FlightObserver.FlightObserver["Type"],
+      ended: {
+        readonly key: string
+        readonly trigger: string
+        readonly attempts: Attempts
+        readonly outcome: Outcome
+        readonly exit: Exit.Exit<Grant, Errors.RefreshError>
+      }
+    ) =>
+      Effect.suspend(() => {
+        const { exit, outcome } = ended
+        const failure = Exit.isSuccess(exit)
+          ? outcome.servedStaleError !== undefined ? { error: outcome.servedStaleError, servedStale: true } : undefined
+          : Option.match(Cause.failureOption(exit.cause), {
+            onNone: () => undefined,
+            onSome: (error) => ({ error, servedStale: false })
+          })
+        const refreshed = Exit.isSuccess(exit) && outcome.value === "success" ? exit.value : undefined
+        if (failure === undefined && refreshed === undefined) return Effect.void
+        return Effect.asVoid(Effect.forkIn(
+          target.ended({
+            key: ended.key,
+            trigger: ended.trigger,
+            attempts: ended.attempts.sent,
+            refreshed,
+            failure,
+            at: clock.unsafeCurrentTimeMillis()
+          }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("renew: the refresh observer failed", cause))),
+          scope
+        ))
+      })
 
     // A background refresh that failed without deciding when to ask again (a pause answered it, or the failure is
     // not one to serve through) asks again after the stale-retry interval, until the stale point; a dead grant never.

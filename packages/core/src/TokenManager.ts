@@ -2,23 +2,35 @@
  * A Promise facade for Node code that is not Effect yet. Same engine, same guarantees: single-flight refresh, typed
  * errors (a rejection IS the tagged error: `err._tag === "InvalidGrant"`), retries, telemetry. A fresh cached token
  * is returned without entering the Effect runtime. With `background`, the `RefreshScheduler` keeps every stored grant
- * fresh inside the manager's runtime; `on("reauthRequired" | "failing" | "recovered", listener)` reports a grant's
- * state changes (the engine's `RefreshEvents`).
+ * fresh inside the manager's runtime.
+ *
+ * What a Node library owes its host: logs go where the application says (`logger`: a level, `false`, a function, or
+ * pino / winston / console; by default warnings and errors only, as JSON lines on stderr); a caller bounds its own wait
+ * (`getAccessToken(key, { signal, deadlineMs })`) without stopping the refresh others wait on; events follow
+ * `EventEmitter`'s `on` / `once` / `off` (`refreshed`, `failure`, `reauthRequired`, `failing`, `recovered`, `alert`);
+ * and `getGrantInfo(key)` tells a grant's state without a token.
  *
  * @since 0.1.0
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
+import * as FailureRateMonitor from "./FailureRateMonitor.js"
+import * as CallerWait from "./internal/callerWait.js"
+import * as FlightObserver from "./internal/flightObserver.js"
+import * as GrantInfoModule from "./internal/grantInfo.js"
 import * as ManagerEvents from "./internal/managerEvents.js"
+import * as ManagerLogger from "./internal/managerLogger.js"
 import * as OtelGlobal from "./internal/otelGlobal.js"
 import * as OtelLayer from "./internal/otelLayer.js"
 import * as SingleFlight from "./internal/singleFlight.js"
@@ -27,6 +39,7 @@ import * as RefreshEvents from "./RefreshEvents.js"
 import * as Refresher from "./Refresher.js"
 import * as RefreshScheduler from "./RefreshScheduler.js"
 import type { ProviderProfile } from "./ProviderProfile.js"
+import * as Telemetry from "./Telemetry.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 import type { GrantInput } from "./Token.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
@@ -93,7 +106,104 @@ export interface TokenManagerOptions {
    * Default `true`; `false` records nothing through OpenTelemetry.
    */
   readonly telemetry?: boolean | undefined
+  /**
+   * Where the manager's log lines go. Default `"warn"`: warnings and errors only, one JSON object per line on stderr
+   * (`{"time","level","message", ...annotations, "error"?}`); nothing on success.
+   *
+   * - a level (`"debug"`, `"info"`, `"warn"`, `"error"`): that level and above, JSON lines on stderr;
+   * - `false`: nothing;
+   * - a function: called with every `LogRecord` (debug included; filter on `record.level`);
+   * - an object with `debug`, `info`, `warn` and `error` methods (pino, winston, console): every record, to the method
+   *   of its level, so the logger's own level filters. pino gets `(fields, message)`, its convention; any other object
+   *   gets the record as one argument.
+   *
+   * A record never holds a token or a secret. (The Effect API logs through Effect's logger instead: configure it with
+   * `Logger` layers.)
+   *
+   * @since 0.2.0
+   */
+  readonly logger?: LoggerOption | undefined
+  /**
+   * The longest a call to `getAccessToken` or `refresh` waits, in milliseconds, unless the call gives its own
+   * `deadlineMs`. Past it the call rejects with `Timeout` (`limit: "deadline"`) and the refresh goes on for the
+   * others. Default: none (a call waits for the refresh, itself bounded by `timeoutMs` per attempt and the retry
+   * policy).
+   *
+   * @since 0.2.0
+   */
+  readonly deadlineMs?: number | undefined
+  /**
+   * The failure-rate alert behind the `alert` event (`FailureRateMonitor`): raised when at least `threshold` (0..1,
+   * default 0.5) of the refreshes that reached the token endpoint in the last `windowSeconds` (default 300) failed,
+   * with at least `minVolume` of them (default 10); cleared when the ratio falls back below. `false` turns it off.
+   *
+   * @since 0.2.0
+   */
+  readonly failureRateAlert?:
+    | false
+    | {
+      readonly windowSeconds?: number | undefined
+      readonly threshold?: number | undefined
+      readonly minVolume?: number | undefined
+    }
+    | undefined
 }
+
+/**
+ * A log record of the manager: `time` (ISO 8601), `level`, `message`, the engine's annotations
+ * (`renew.grant.key_hash`, `trigger`, `outcome`, `attempts`, ...), `oauth.client_id`, and `error` (`{ tag, message }`)
+ * when the line reports a failure. Never a token or a secret.
+ *
+ * @since 0.2.0
+ * @category logging
+ */
+export type LogRecord = ManagerLogger.LogRecord
+
+/**
+ * @since 0.2.0
+ * @category logging
+ */
+export type LogLevelName = ManagerLogger.LogLevelName
+
+/**
+ * What the `logger` option accepts.
+ *
+ * @since 0.2.0
+ * @category logging
+ */
+export type LoggerOption = ManagerLogger.LoggerOption
+
+/**
+ * A call's own bounds on its wait. Leaving does not stop the refresh: the other callers still get its outcome, and a
+ * later call does too.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CallOptions {
+  /** Stop waiting when it aborts: the call rejects with `Aborted` (`name` `"AbortError"`, `cause` the reason). */
+  readonly signal?: AbortSignal | undefined
+  /** Stop waiting after this many milliseconds: the call rejects with `Timeout` (`limit: "deadline"`). */
+  readonly deadlineMs?: number | undefined
+}
+
+/**
+ * A grant's state as `getGrantInfo` reports it: `fresh`, `due` (past its refresh point), `expired` (no usable access
+ * token), `failing` (its last refresh that reached the server failed) or `needs_reauth` (dead until its user
+ * authorizes again).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type GrantState = GrantInfoModule.GrantState
+
+/**
+ * What `getGrantInfo` tells about a stored grant: times (epoch milliseconds), scope, state, client. Never a token.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type GrantInfo = GrantInfoModule.GrantInfo
 
 /**
  * The `RefreshScheduler`'s options in plain units, and the two engine options that decide when a grant is due for it.
@@ -135,6 +245,27 @@ export interface BackgroundOptions {
 }
 
 /**
+ * A refresh of this process obtained a new access token from the server and stored it: `trigger` (why it ran:
+ * `due`, `prefetch`, `scheduled`, `forced`, `rejected`), `attempts`, `expiresAt`, `scope`. One per refresh, however
+ * many callers waited on it.
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export type RefreshedEvent = ManagerEvents.RefreshedEvent
+
+/**
+ * A refresh of this process failed: it reached the token endpoint (or the store failed it) and ended without a new
+ * token. `errorTag`, `message` and `retryable` are the error's; `servedStale` says whether callers were served the
+ * still-valid access token instead. Calls refused without a request (a dead grant, a pause after this failure) add
+ * none.
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export type FailureEvent = ManagerEvents.FailureEvent
+
+/**
  * A grant needs a new authorization: only the user can revive it (email them). `reason` says why when it is known
  * (`expired`, `revoked`, `rotation_lost`, …); `errorTag` and `message` are the error's, never a token or a secret.
  *
@@ -160,8 +291,19 @@ export type FailingEvent = ManagerEvents.FailingEvent
 export type RecoveredEvent = ManagerEvents.RecoveredEvent
 
 /**
- * The manager's events and what each listener receives. `at` (and `failingSince`) are epoch milliseconds. With a
- * shared store, each change is reported once, by the replica whose write made it.
+ * The failure-rate alert of the OAuth client was `raised` or `cleared` (see the `failureRateAlert` option): counts over
+ * the window, failures by `_tag`, and a message.
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export type AlertEvent = ManagerEvents.AlertEvent
+
+/**
+ * The manager's events and what each listener receives. Every payload is a frozen plain object with `type` and `at`
+ * (epoch milliseconds); a grant's events also `key` and `clientId`. With a shared store, each state change
+ * (`reauthRequired`, `failing`, `recovered`) is reported once, by the replica whose write made it; `refreshed` and
+ * `failure` by the replica that ran the refresh; `alert` by each replica for its own refreshes.
  *
  * @since 0.1.0
  * @category events
@@ -181,11 +323,20 @@ export type TokenManagerEventName = ManagerEvents.EventName
 export interface TokenManager {
   /** Stores a grant obtained elsewhere (e.g. from the authorization-code exchange). */
   readonly setGrant: (key: string, grant: GrantInput) => Promise<void>
-  /** A valid access token, refreshed first if due. Rejects with a tagged `RefreshError`. */
-  readonly getAccessToken: (key: string) => Promise<string>
-  /** Refreshes now (subject to the forced-refresh cooldown). */
-  readonly refresh: (key: string) => Promise<void>
+  /**
+   * A valid access token, refreshed first if due. Rejects with a tagged `RefreshError`; with `options`, also with
+   * `Timeout` (`limit: "deadline"`) or `Aborted` when the call stops waiting (the refresh goes on for the others).
+   */
+  readonly getAccessToken: (key: string, options?: CallOptions) => Promise<string>
+  /** Refreshes now (subject to the forced-refresh cooldown). `options` bound the wait as for `getAccessToken`. */
+  readonly refresh: (key: string, options?: CallOptions) => Promise<void>
   readonly removeGrant: (key: string) => Promise<void>
+  /**
+   * The grant's state, times and scope, read from the store (so a replica sees what another wrote); `undefined` when
+   * no grant is stored under the key: asking is not a failure. Never a token. Rejects with `StoreError` or
+   * `EngineClosed`.
+   */
+  readonly getGrantInfo: (key: string) => Promise<GrantInfo | undefined>
   /**
    * Stops the manager: the background scheduler stops, new calls reject with `EngineClosed`; refreshes already sent
    * to the server finish and are stored (bounded by the per-attempt timeout), then the store is released.
@@ -194,7 +345,7 @@ export interface TokenManager {
   /**
    * Calls `listener` on every such event, in the order listeners were added. A listener that throws (or returns a
    * rejected promise) is logged and changes nothing: the other listeners are still called, and the refresh that
-   * reported the change is already stored. Throws `ConfigurationError` for an unknown event name.
+   * reported it is already stored. Throws `ConfigurationError` for an unknown event name.
    */
   readonly on: <K extends TokenManagerEventName>(event: K, listener: (event: TokenManagerEvents[K]) => unknown) => TokenManager
   /** As `on`, for the next such event only. */
@@ -204,6 +355,8 @@ export interface TokenManager {
   ) => TokenManager
   /** Removes a listener added with `on` or `once` (the most recent registration of it, as `EventEmitter.off`). */
   readonly off: <K extends TokenManagerEventName>(event: K, listener: (event: TokenManagerEvents[K]) => unknown) => TokenManager
+  /** How many listeners the event has (as `EventEmitter.listenerCount`). */
+  readonly listenerCount: (event: TokenManagerEventName) => number
 }
 
 // A variable specifier: core must not depend on the store package (which depends on core) at build time.
@@ -288,7 +441,13 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   const valid = TokenEndpoint.validateOptions(endpointOptions)
   if (Either.isLeft(valid)) throw valid.left
 
+  const clientId = options.clientId
+  const host = new URL(options.tokenEndpoint).host
   const background = backgroundOptions(options.background)
+  const alert = alertOptions(options.failureRateAlert)
+  const defaultDeadline = options.deadlineMs === undefined ? undefined : CallerWait.checkDeadline(options.deadlineMs)
+  const logging = ManagerLogger.make(options.logger, { [Telemetry.Attributes.clientId]: clientId })
+  const skewMillis = (options.skewSeconds ?? DEFAULT_SKEW_SECONDS) * 1000
   const events = ManagerEvents.make()
 
   const engineLayer = Refresher.layer({
@@ -309,9 +468,24 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     // Merged, not only provided: the scheduler works on the same endpoint and store as the engine.
     Layer.provideMerge(TokenEndpoint.layer(endpointOptions).pipe(Layer.provide(options.httpClient ?? FetchHttpClient.layer))),
     Layer.provideMerge(storeLayer(options.store)),
-    Layer.provide(RefreshEvents.layer(events.publish))
+    Layer.provide(RefreshEvents.layer((event) => events.emit(ManagerEvents.fromRefreshEvent(clientId, event)))),
+    Layer.provide(Layer.succeed(FlightObserver.FlightObserver, {
+      ended: (end) => {
+        const payload = ManagerEvents.fromFlightEnd(clientId, end)
+        return payload === undefined ? Effect.void : events.emit(payload)
+      }
+    })),
+    Layer.provide(
+      alert === undefined ? Layer.empty : FailureRateMonitor.layer({
+        window: seconds(alert.windowSeconds),
+        threshold: alert.threshold,
+        minVolume: alert.minVolume,
+        onAlert: (raised) => events.emit(ManagerEvents.fromAlert("raised", raised)),
+        onClear: (cleared) => events.emit(ManagerEvents.fromAlert("cleared", cleared))
+      })
+    )
   )
-  const layer: Layer.Layer<Refresher.Refresher, unknown> = background === undefined
+  const layer: Layer.Layer<Refresher.Refresher | TokenStore.TokenStore, unknown> = background === undefined
     ? engineLayer
     : RefreshScheduler.layer({
       interval: seconds(background.intervalSeconds),
@@ -326,17 +500,20 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   const telemetry = options.telemetry !== false
   // A background refresh a hit starts (refresh-ahead) is traced under the caller's span too.
   const prefetchParent = telemetry ? OtelGlobal.callerSpan : undefined
-  // Provided (not merged) so the tracer is set before the engine and its background fibers start. Each call passes its
-  // caller's span explicitly (below).
+  // Provided (not merged) so the logger and the tracer are set before the engine and the fibers it forks while it is
+  // built (the scheduler, refresh-ahead) start. Each call passes its caller's span explicitly (below).
   const runtime = ManagedRuntime.make(
-    telemetry ? Layer.provide(layer, OtelLayer.global({ activeContextAsParent: false })) : layer
+    Layer.provide(
+      layer,
+      telemetry ? Layer.merge(logging.layer, OtelLayer.global({ activeContextAsParent: false })) : logging.layer
+    )
   )
   if (background !== undefined) {
     // The scheduler runs without any caller: build the engine now. A failure (the store unreachable, a store without a
     // due index) is logged here, and every call rejects with it.
     void Effect.runPromiseExit(runtime.runtimeEffect).then((exit) => {
       if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
-        Effect.runFork(Effect.logError("renew: the TokenManager's background refresh could not start", exit.cause))
+        logging.log("error", "renew: the TokenManager's background refresh could not start", exit.cause)
       }
     })
   }
@@ -345,7 +522,10 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
   const inFlight = new Map<string, { readonly promise: Promise<string>; readonly sharers: { count: number } }>()
 
   let disposed = false
-  const run = <A>(f: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, unknown>): Promise<A> => {
+  const run = <A>(
+    f: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, unknown, TokenStore.TokenStore>,
+    signal?: AbortSignal
+  ): Promise<A> => {
     if (disposed) return Promise.reject(new Errors.EngineClosed())
     const call = Effect.flatMap(Refresher.Refresher, (resolved) => {
       // A call that started before dispose() must not bring the engine back.
@@ -354,7 +534,10 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     })
     // The caller's active OpenTelemetry span, read now (the runtime runs the call on its own schedule).
     const parent = telemetry ? OtelGlobal.callerSpan() : undefined
-    return runtime.runPromiseExit(parent === undefined ? call : Effect.withParentSpan(call, parent)).then((exit) =>
+    return runtime.runPromiseExit(
+      parent === undefined ? call : Effect.withParentSpan(call, parent),
+      signal === undefined ? undefined : { signal }
+    ).then((exit) =>
       Exit.isSuccess(exit)
         ? exit.value
         // A rejection is always a tagged error: an interruption can only come from shutting down.
@@ -362,11 +545,43 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     )
   }
 
+  /**
+   * A wait for the engine bounded by the call's options, `undefined` without any. The wait runs in a fiber of its own
+   * (a flight's joiner, which detaches alone); the bounds are kept outside the manager's runtime, so they count from
+   * the call even while the runtime is still being built (a store still connecting). Refused at once for bad options
+   * or a signal already aborted.
+   */
+  const bounded = <A>(
+    callOptions: CallOptions | undefined,
+    wait: (engine: Refresher.Refresher["Type"]) => Effect.Effect<A, Errors.RefreshError>
+  ): Promise<A> | undefined => {
+    let limits: CallerWait.CallerLimits
+    try {
+      limits = CallerWait.callerLimits(callOptions, defaultDeadline)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    if (limits.signal?.aborted === true) return Promise.reject(Errors.Aborted.fromSignal(limits.signal))
+    if (limits.deadlineMillis === undefined && limits.signal === undefined) return undefined
+    const leave = new AbortController()
+    const waiting = run(wait, leave.signal)
+    return Effect.runPromiseExit(
+      CallerWait.waitWithin(Effect.tryPromise({ try: () => waiting, catch: (error) => error }), limits, host)
+    ).then((exit) => {
+      if (Exit.isSuccess(exit)) return exit.value
+      // The caller leaves: its joiner is interrupted, the refresh goes on.
+      leave.abort()
+      return Promise.reject(Cause.squash(exit.cause))
+    })
+  }
+
   const manager: TokenManager = {
     setGrant: (key, grant) => run((engine) => Effect.asVoid(engine.setGrant(key, grant))),
-    getAccessToken: (key) => {
+    getAccessToken: (key, callOptions) => {
       const hit = engine?.unsafeCachedAccessToken(key, prefetchParent)
       if (hit !== undefined) return Promise.resolve(Redacted.value(hit))
+      const limited = bounded(callOptions, (engine) => Effect.map(engine.getAccessToken(key), Redacted.value))
+      if (limited !== undefined) return limited
       // Callers arriving while a token is being fetched share one promise instead of starting a fiber each; the flight
       // counts them in `renew.single_flight.waiters`.
       const pending = inFlight.get(key)
@@ -381,8 +596,18 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
       inFlight.set(key, { promise, sharers })
       return promise
     },
-    refresh: (key) => run((engine) => Effect.asVoid(engine.refresh(key))),
+    refresh: (key, callOptions) =>
+      bounded(callOptions, (engine) => Effect.asVoid(engine.refresh(key))) ??
+        run((engine) => Effect.asVoid(engine.refresh(key))),
     removeGrant: (key) => run((engine) => engine.removeGrant(key)),
+    getGrantInfo: (key) =>
+      run(() =>
+        Effect.gen(function*() {
+          const stored = yield* Effect.flatMap(TokenStore.TokenStore, (store) => store.get(key))
+          if (Option.isNone(stored)) return undefined
+          return GrantInfoModule.grantInfo(key, clientId, stored.value, yield* Clock.currentTimeMillis, skewMillis)
+        })
+      ),
     dispose: () => {
       // Stop serving from the cache too: a disposed manager answers nothing.
       disposed = true
@@ -391,9 +616,43 @@ export const createTokenManager = (options: TokenManagerOptions): TokenManager =
     },
     on: (event, listener) => (events.add(event, listener, false), manager),
     once: (event, listener) => (events.add(event, listener, true), manager),
-    off: (event, listener) => (events.remove(event, listener), manager)
+    off: (event, listener) => (events.remove(event, listener), manager),
+    listenerCount: (event) => events.count(event)
   }
   return manager
+}
+
+/** The Refresher's default `skew`, for `getGrantInfo`'s due point. */
+const DEFAULT_SKEW_SECONDS = 60
+
+/** `failureRateAlert` checked at once; `undefined` when off. */
+const alertOptions = (value: unknown): Exclude<TokenManagerOptions["failureRateAlert"], false> | undefined => {
+  if (value === false) return undefined
+  if (value === undefined) return {}
+  const refuse = (option: string, detail: string): never => {
+    throw new Errors.ConfigurationError({ option, detail })
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return refuse("failureRateAlert", "must be false or an object of options")
+  }
+  const record = value as Record<string, unknown>
+  const keys = ["windowSeconds", "threshold", "minVolume"]
+  for (const name of Object.keys(record)) {
+    if (!keys.includes(name) && record[name] !== undefined) {
+      refuse(`failureRateAlert.${name}`, `is not an option; the options are ${keys.join(", ")}`)
+    }
+  }
+  const { minVolume, threshold, windowSeconds } = record
+  if (windowSeconds !== undefined && !(typeof windowSeconds === "number" && Number.isFinite(windowSeconds) && windowSeconds > 0)) {
+    refuse("failureRateAlert.windowSeconds", "must be a positive number of seconds")
+  }
+  if (threshold !== undefined && !(typeof threshold === "number" && threshold > 0 && threshold <= 1)) {
+    refuse("failureRateAlert.threshold", "must be a ratio in (0, 1]")
+  }
+  if (minVolume !== undefined && !(typeof minVolume === "number" && Number.isInteger(minVolume) && minVolume > 0)) {
+    refuse("failureRateAlert.minVolume", "must be a positive whole number")
+  }
+  return record as Exclude<TokenManagerOptions["failureRateAlert"], false>
 }
 
 const BACKGROUND_SECONDS = [

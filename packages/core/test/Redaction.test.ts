@@ -186,7 +186,7 @@ for (const [layerName, layer] of layers) {
             assertClean("util.inspect(err)", inspect(error))
             assertClean("JSON.stringify(err)", JSON.stringify(error))
             assertClean("err.stack", error instanceof Error ? error.stack ?? "" : "")
-            if (error._tag !== "ConfigurationError") {
+            if (error._tag !== "ConfigurationError" && error._tag !== "Aborted") {
               assertClean("encoded err", JSON.stringify(Schema.encodeSync(RefreshError.RefreshError)(error)))
             }
             assertClean("Cause.pretty", Cause.pretty(exit.cause, { renderErrorCause: true }))

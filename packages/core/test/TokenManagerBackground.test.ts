@@ -64,9 +64,9 @@ const manager = (endpoint: ScriptedTokenEndpoint, options: Partial<TokenManager.
   return tokens
 }
 
-/** Every event of every kind, in order. */
+/** Every state-change event, in order. */
 const recordAll = (tokens: TokenManager.TokenManager) => {
-  const seen: Array<TokenManager.TokenManagerEvents[TokenManager.TokenManagerEventName]> = []
+  const seen: Array<TokenManager.ReauthRequiredEvent | TokenManager.FailingEvent | TokenManager.RecoveredEvent> = []
   for (const name of ["reauthRequired", "failing", "recovered"] as const) tokens.on(name, (event) => seen.push(event))
   return seen
 }
@@ -254,7 +254,7 @@ describe("TokenManager: background refresh", () => {
     const tokens = manager(endpoint)
     const byName = refused(() => tokens.on("reauth_required" as "reauthRequired", () => undefined))
     assert.strictEqual(byName._tag, "ConfigurationError")
-    assert.include(byName.message, "reauthRequired, failing, recovered")
+    assert.include(byName.message, "refreshed, failure, reauthRequired, failing, recovered, alert")
     assert.strictEqual(refused(() => tokens.on("failing", "log" as unknown as () => void)).option, "listener")
   })
 })

@@ -140,6 +140,42 @@ export class EngineClosed extends Schema.TaggedError<EngineClosed>("@renew/core/
 }
 
 /**
+ * The caller stopped waiting: the `AbortSignal` it passed (the Promise facade's `getAccessToken(key, { signal })`)
+ * was aborted. Nothing failed, so this is not a `RefreshError`: the refresh the caller waited for goes on for the
+ * other callers, and a later call gets its outcome. `cause` is the signal's `reason`; `name` is `"AbortError"`, as for
+ * `fetch` and the Node APIs that take a signal, so an existing `error.name === "AbortError"` check keeps working.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class Aborted extends Schema.TaggedError<Aborted>("@renew/core/Aborted")("Aborted", {}) {
+  /** @since 0.2.0 */
+  readonly [TypeId]: TypeId = TypeId
+  /** @since 0.2.0 */
+  get retryable(): boolean {
+    // The caller chose to stop: retrying is its decision, not a remedy.
+    return false
+  }
+  /** @since 0.2.0 */
+  override get message(): string {
+    return "The caller stopped waiting for the access token (its AbortSignal was aborted); the refresh goes on for other callers. Call again if the token is still needed."
+  }
+  /**
+   * The error for an aborted `signal`, with its `reason` as `cause`.
+   *
+   * @since 0.2.0
+   */
+  static fromSignal(signal: AbortSignal): Aborted {
+    const error = new Aborted()
+    // Not a schema field: the reason is the caller's own value and is never encoded.
+    Object.defineProperty(error, "cause", { value: signal.reason, configurable: true, writable: true })
+    return error
+  }
+}
+// The Node convention for "the caller aborted" (fetch, timers/promises, stream.pipeline).
+Object.defineProperty(Aborted.prototype, "name", { value: "AbortError", configurable: true, writable: true })
+
+/**
  * Configuration refused before any request was made (a malformed or non-https token endpoint, a bad option).
  *
  * @since 0.1.0

@@ -356,6 +356,7 @@ const onFailure = (
       else context.cache.set(key, current, decision.serveStaleUntil)
       outcome.value = "served_stale"
       outcome.failureTag = error._tag
+      outcome.servedStaleError = error
       yield* spanEvent(Telemetry.Events.servedStale, { [Telemetry.Attributes.errorType]: error._tag })
       yield* Effect.logWarning(`renew: refresh failed, serving the still-valid access token: ${error.message}`)
       return current

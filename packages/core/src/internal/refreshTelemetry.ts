@@ -25,6 +25,8 @@ export interface Outcome {
   value: string
   /** The error behind a failure or a stale serve. */
   failureTag?: string
+  /** The error behind a stale serve (a failure's is the flight's own). */
+  servedStaleError?: Errors.RefreshError
 }
 
 /** @internal */

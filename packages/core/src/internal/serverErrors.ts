@@ -356,14 +356,20 @@ export class NetworkError extends Schema.TaggedError<NetworkError>("@renew/core/
 }
 
 /**
- * The token endpoint did not answer within the per-attempt timeout.
+ * The access token did not come in time: the token endpoint did not answer within the per-attempt timeout
+ * (`limit: "attempt"`, the default), or a caller's own deadline ran out while it waited for a refresh
+ * (`limit: "deadline"`, `getAccessToken(key, { deadlineMs })` of the Promise facade). Both are one cause for the
+ * caller — the token is late — and are handled alike (retry later, or degrade); `limit` says which bound ran out.
+ * A caller leaving at its deadline does not stop the refresh: other callers still get its outcome.
  *
  * @since 0.1.0
  * @category errors
  */
 export class Timeout extends Schema.TaggedError<Timeout>("@renew/core/Timeout")("Timeout", {
   host: Schema.String,
-  timeoutMillis: Schema.Number
+  timeoutMillis: Schema.Number,
+  /** Which bound ran out: the per-attempt timeout (absent or `attempt`) or the caller's deadline. @since 0.2.0 */
+  limit: Schema.optional(Schema.Literal("attempt", "deadline"))
 }) {
   /** @since 0.1.0 */
   readonly [TypeId]: TypeId = TypeId
@@ -373,6 +379,11 @@ export class Timeout extends Schema.TaggedError<Timeout>("@renew/core/Timeout")(
   }
   /** @since 0.1.0 */
   override get message(): string {
+    if (this.limit === "deadline") {
+      return `No access token within the caller's deadline of ${
+        seconds(this.timeoutMillis)
+      }: the refresh at ${this.host} is still running and goes on for other callers. Call again later (a later call gets its outcome); if it persists, check the token endpoint's health or allow a longer deadline.`
+    }
     return `The token endpoint at ${this.host} did not answer within ${
       seconds(this.timeoutMillis)
     }. Renew retries; if it persists, check the server's health or raise the per-attempt timeout.`
