@@ -66,18 +66,21 @@ const PRELUDE = `const report = (t0, t1, token) => console.log("COLD-START " + J
   importMs: t1 - t0, firstTokenMs: performance.now() - t0, token: typeof token === "string" && token.startsWith("at-")
 }))`
 
-const subjects = (options: { readonly all: boolean; readonly minified: string | undefined }): Array<Subject> => [
+const subjects = (
+  options: { readonly all: boolean; readonly variants: { readonly plain: string; readonly minified: string } | undefined }
+): Array<Subject> => [
   { name: "node -e 0 (process start)", argv: ["node", "-e", "0"] },
   { name: "google-auth-library", code: refreshWith.google },
   { name: "openid-client", code: refreshWith.openid },
-  { name: "renew: @renew/core/promise (bundled)", code: refreshWith.renew("@renew/core/promise", "") },
+  { name: "renew: @renew/core/promise (bundled)", code: refreshWith.renew("@renew/core/promise", ".TokenManager") },
   { name: "renew: @renew/core (Effect's modules)", code: refreshWith.renew("@renew/core", ".TokenManager") },
   ...(options.all
     ? [
       { name: "option: @renew/core/TokenManager (deep)", code: refreshWith.renew("@renew/core/TokenManager", "") },
-      ...(options.minified === undefined
-        ? []
-        : [{ name: "option: bundled + minified", code: refreshWith.renew(options.minified, "") }])
+      ...(options.variants === undefined ? [] : [
+        { name: "option: bundle, not minified", code: refreshWith.renew(options.variants.plain, ".TokenManager") },
+        { name: "option: bundle, identifiers too", code: refreshWith.renew(options.variants.minified, ".TokenManager") }
+      ])
     ]
     : []),
   { name: "renew --help (bundled bin)", argv: ["node", "packages/cli/dist/renew.js", "--help"] },
@@ -153,15 +156,15 @@ export interface ColdStartResult {
   readonly helpPass: boolean
 }
 
-/** The minified variant of the facade bundle, built on the fly (only for `--options`). */
-const buildMinified = async (dir: string): Promise<string> => {
+/** Other builds of the facade bundle than scripts/bundle.mjs's, made on the fly (only for `--options`). */
+const buildVariant = async (dir: string, name: string, minify: Record<string, boolean>): Promise<string> => {
   const { build } = await import("esbuild")
-  const outfile = join(dir, "promise.min.mjs")
+  const outfile = join(dir, `${name}.mjs`)
   await build({
     entryPoints: [join(ROOT, "packages/core/dist/promise.js")],
     outfile,
     bundle: true,
-    minify: true,
+    ...minify,
     platform: "node",
     format: "esm",
     target: "node20",
@@ -177,8 +180,13 @@ export const runColdStart = async (options: { readonly all?: boolean } = {}): Pr
   mkdirSync(join(ROOT, "node_modules/.cache"), { recursive: true })
   const dir = mkdtempSync(join(ROOT, "node_modules/.cache/cold-start-"))
   try {
-    const minified = options.all ? await buildMinified(dir) : undefined
-    const list = subjects({ all: options.all ?? false, minified })
+    const variants = options.all
+      ? {
+        plain: await buildVariant(dir, "plain", {}),
+        minified: await buildVariant(dir, "minified", { minify: true })
+      }
+      : undefined
+    const list = subjects({ all: options.all ?? false, variants })
     // One unmeasured round: the first process to read a file pays for the page cache.
     for (const subject of list) await runOnce(subject, endpoint.url)
     const samples = list.map(() => [] as Array<Sample>)
