@@ -6,11 +6,13 @@
  * - the README's runnable examples (examples/node-promise.ts, examples/effect-app.ts), copied verbatim, compile with
  *   TypeScript against the published declarations (skipLibCheck off, so every .d.ts they reach is checked) together
  *   with one import of every public entry point, and run against a loopback token endpoint;
- * - every entry point loads with plain `node`, and `npx renew doctor --help` works from the bundled executable.
+ * - every entry point loads with plain `node`; `npx renew doctor --help` works from the bundled executable, and
+ *   `npx renew doctor` diagnoses a healthy grant on a real authorization server (oidc-provider on loopback).
  *
  * Needs the built packages (`npm test` runs `tsc -b` and `npm run bundle` first). Without CI, when the registry cannot
  * be reached, the tests are skipped with a message; in CI they always run.
  */
+import { type AuthServer, startAuthServer } from "@renew/auth-server-fixture"
 import { type ScriptedTokenEndpoint, startScriptedTokenEndpoint } from "@renew/scripted-endpoint-fixture"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
@@ -51,10 +53,16 @@ const cleanEnv = (extra: Record<string, string> = {}): Record<string, string> =>
 const run = (
   command: string,
   args: ReadonlyArray<string>,
-  options: { readonly cwd: string; readonly env?: Record<string, string>; readonly timeoutMs?: number }
+  options: {
+    readonly cwd: string
+    readonly env?: Record<string, string>
+    readonly input?: string
+    readonly timeoutMs?: number
+  }
 ): Promise<Run> =>
   new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: cleanEnv(options.env), stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(command, args, { cwd: options.cwd, env: cleanEnv(options.env), stdio: ["pipe", "pipe", "pipe"] })
+    child.stdin.end(options.input ?? "")
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
@@ -96,6 +104,7 @@ describe.runIf(registry.reachable)("the public packages, installed from tarballs
   let typecheck: Run
   let endpoint: ScriptedTokenEndpoint
   let api: Server
+  let authServer: AuthServer
   const secret = "tarball-client-secret-4f1c9a"
 
   beforeAll(async () => {
@@ -172,6 +181,7 @@ describe.runIf(registry.reachable)("the public packages, installed from tarballs
     )
     typecheck = await run("npx", ["tsc", "-p", "."], { cwd: app })
 
+    authServer = await startAuthServer()
     endpoint = await startScriptedTokenEndpoint({ clientId: "my-app", clientSecret: secret })
     api = await new Promise<Server>((resolve) => {
       const server = createServer((req, res) => {
@@ -183,6 +193,7 @@ describe.runIf(registry.reachable)("the public packages, installed from tarballs
 
   afterAll(async () => {
     api?.close()
+    await authServer?.close()
     await endpoint?.close()
     if (dir !== undefined) Fs.rmSync(dir, { recursive: true, force: true })
   })
@@ -308,5 +319,18 @@ describe.runIf(registry.reachable)("the public packages, installed from tarballs
       Fs.realpathSync(Path.join(app, "node_modules", ".bin", "renew")),
       Path.join(Fs.realpathSync(app), "node_modules", "@renew", "cli", "dist", "renew.js")
     )
+  })
+
+  it("npx renew doctor diagnoses a healthy grant on a real authorization server (the bundled executable at work)", async () => {
+    const grant = await authServer.obtainGrant()
+    const client = authServer.clients.basic
+    const r = await run("npx", [
+      "--no-install", "renew", "doctor", "--issuer", authServer.issuer, "--client-id", client.clientId,
+      "--refresh-token-stdin", "--json", "--timeout", "60"
+    ], { cwd: app, env: { RENEW_CLIENT_SECRET: client.clientSecret }, input: `${grant.refreshToken}\n` })
+    assert.strictEqual(r.code, 0, show(r))
+    assert.strictEqual(JSON.parse(r.stdout).summary.exitCode, 0, r.stdout)
+    assert.notInclude(r.stdout + r.stderr, client.clientSecret)
+    assert.notInclude(r.stdout + r.stderr, grant.refreshToken)
   })
 })
