@@ -4,6 +4,7 @@
  *
  * npm run bench   (= tsx bench/run.ts)
  */
+import { printColdStart, runColdStart } from "./cold-start.js"
 import { printFastPath, runFastPath } from "./fast-path.js"
 import { printHerd, runHerd } from "./herd.js"
 import { printStore, runStore } from "./store.js"
@@ -73,6 +74,9 @@ const main = async () => {
   const tracing = await runTracing()
   printTracing(tracing)
   console.log()
+  const coldStart = await runColdStart()
+  printColdStart(coldStart)
+  console.log()
   const memory = stores.find((r) => r.name === "memory")!
 
   const rows: Array<Row> = [
@@ -97,7 +101,19 @@ const main = async () => {
       target: "-",
       result: "ref"
     })),
-    ...tracingRows(tracing)
+    ...tracingRows(tracing),
+    {
+      benchmark: "cold start, @renew/core/promise import",
+      measured: `${fmt(coldStart.importRatio, 2)}× google-auth-library`,
+      target: "≤ 2×",
+      result: coldStart.importPass ? "PASS" : "FAIL"
+    },
+    {
+      benchmark: "cold start, renew --help",
+      measured: `${fmt(coldStart.helpMs, 0)} ms`,
+      target: "≤ 400 ms",
+      result: coldStart.helpPass ? "PASS" : "FAIL"
+    }
   ]
   console.log(`summary (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ` +
     `${fmt((performance.now() - started) / 1000)} s)`)

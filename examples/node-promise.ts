@@ -4,7 +4,7 @@
  *   TOKEN_URL=https://auth.example.com/oauth/token CLIENT_ID=my-app CLIENT_SECRET=... \
  *   REFRESH_TOKEN=... npx tsx examples/node-promise.ts
  */
-import { TokenManager } from "@renew/core"
+import { TokenManager } from "@renew/core/promise"
 
 export const run = async (env: Record<string, string | undefined>) => {
   const tokens = TokenManager.createTokenManager({

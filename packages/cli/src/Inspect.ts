@@ -8,6 +8,12 @@ import * as Effect from "effect/Effect"
 import { type GrantRow, listGrants, StoreFileError } from "./internal/storeFile.js"
 import { formatAgo, formatIn, table } from "./internal/text.js"
 
+/**
+ * The store file could not be read: missing, not a SQLite database, or not a Renew store.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export { StoreFileError }
 
 /**

@@ -34,7 +34,6 @@ export const scope: { readonly name: string; readonly version: string } = { name
  */
 export const metricNames: ReadonlySet<string> = MetricBridge.names
 
-
 /**
  * Records Effect spans through `provider`: Renew's (`renew.*`) under the `@renew/core` scope, any other span (the
  * application's own `Effect.withSpan`) under `otherSpans` (default: the `effect` scope).
@@ -44,6 +43,7 @@ export const metricNames: ReadonlySet<string> = MetricBridge.names
  * import * as OtelApi from "@opentelemetry/api"
  * import { OpenTelemetry } from "@renew/core"
  *
+ * const provider = OtelApi.trace.getTracerProvider()
  * const Tracing = OpenTelemetry.layerTracer(OtelApi, provider)
  * ```
  *
@@ -88,6 +88,7 @@ export const layerMetrics = (meter: OtelApi.Meter): Layer.Layer<never> =>
  *
  * @example
  * ```ts
+ * import * as Effect from "effect/Effect"
  * import { OpenTelemetry } from "@renew/core"
  *
  * // After the application's `new NodeSDK({ … }).start()` (@opentelemetry/sdk-node):

@@ -32,8 +32,26 @@ import {
   UnsupportedGrantType
 } from "./internal/serverErrors.js"
 
+/**
+ * `TypeId`, the brand every Renew error carries (see `isRefreshError`).
+ *
+ * @since 0.1.0
+ */
 export * from "./internal/errorTypeId.js"
+/**
+ * The errors raised by the engine itself: `ConfigurationError`, `EngineClosed`, `GrantNotFound`, `NoRefreshToken`,
+ * `StoreError`, `LockTimeout`, `StaleWrite`.
+ *
+ * @since 0.1.0
+ */
 export * from "./internal/localErrors.js"
+/**
+ * The errors that come from the token endpoint's answer (or its absence): `InvalidGrant`, `InvalidClient`,
+ * `UnauthorizedClient`, `InvalidScope`, `InvalidRequest`, `UnsupportedGrantType`, `RateLimited`, `ServerError`,
+ * `NetworkError`, `Timeout`, `MalformedResponse`.
+ *
+ * @since 0.1.0
+ */
 export * from "./internal/serverErrors.js"
 
 /**

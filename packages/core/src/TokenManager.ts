@@ -399,7 +399,7 @@ const storeLayer = (
  *   clientSecret: process.env.CLIENT_SECRET
  * })
  * await tokens.setGrant("user-42", { accessToken, refreshToken, expiresIn: 3600 })
- * const accessToken = await tokens.getAccessToken("user-42")
+ * const token = await tokens.getAccessToken("user-42")
  * ```
  *
  * @example

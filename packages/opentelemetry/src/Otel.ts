@@ -192,6 +192,7 @@ const makeLayer = (settings: Resolved): Layer.Layer<never> => {
  * @example
  * ```ts
  * import { Otel } from "@renew/opentelemetry"
+ * import { Effect } from "effect"
  *
  * const Telemetry = Otel.layer({ serviceName: "billing-worker", endpoint: "http://localhost:4318" })
  * program.pipe(Effect.provide(Engine), Effect.provide(Telemetry))
@@ -420,6 +421,9 @@ export const withTraceIds = <Message, Output>(self: Logger.Logger<Message, Outpu
  *
  * @example
  * ```ts
+ * import { Otel } from "@renew/opentelemetry"
+ * import { Effect } from "effect"
+ *
  * program.pipe(Effect.provide(Otel.logger))
  * // timestamp=… level=INFO fiber=#12 message="renew: refreshed access token (due)" renew.grant.key_hash=… trace_id=4bf9… span_id=00f0…
  * ```

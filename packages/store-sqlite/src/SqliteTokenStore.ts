@@ -48,7 +48,11 @@ export interface SqliteTokenStoreOptions extends StoreOptions.CommonOptions {
   readonly filename: string
 }
 
-/** The schema version this code writes and understands. */
+/**
+ * The schema version this code writes and understands.
+ *
+ * @since 0.1.0
+ */
 export const SCHEMA_VERSION = Schema.SCHEMA_VERSION
 
 // A row of renew_grants: the grant's record (GrantRecord) under its key and version.

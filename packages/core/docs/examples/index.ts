@@ -1,0 +1,5 @@
+import './src-BearerClient.ts-function-withBearer-0'
+import './src-RefreshEvents.ts-function-layer-0'
+import './src-RefreshScheduler.ts-function-layer-0'
+import './src-TokenManager.ts-function-createTokenManager-0'
+import './src-TokenManager.ts-function-createTokenManager-1'
